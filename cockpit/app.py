@@ -1,0 +1,277 @@
+"""The Textual app: the view stack, `:` `/` `?` `esc`, the command palette, live polling.
+
+Polling runs in a thread worker and touches the UI only from the main thread; a poll still
+waiting on a slow store is not stacked on (the header shows the data as stale instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
+
+from textual.app import App
+from textual.binding import Binding
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from cockpit.config import Config
+from cockpit.engine.actions import ACTIONS, Outcome
+from cockpit.engine.facade import Cockpit, Snapshot
+from cockpit.screens import VIEWS, resolve, view_class
+from cockpit.screens.base import ViewScreen
+from cockpit.screens.dashboard import DashboardScreen
+from cockpit.widgets.status_header import StatusHeader
+
+if TYPE_CHECKING:
+    from cockpit.engine.engine import Engine
+
+
+class ViewCommands(Provider):
+    """The palette's "Go to …" entries, and the actions this user may take here."""
+
+    def _entries(self) -> list[tuple[str, Callable[[], None], str]]:
+        app: CockpitApp = self.app  # type: ignore[assignment]
+        out = [(f"Go to {name}", partial(app.goto, name), view_class(name).HELP) for name in VIEWS]
+        if app.permitted("sim.pause"):
+            out.append(("Pause or resume the platform clock", app.toggle_pause, ACTIONS["sim.pause"].title))
+        if app.permitted("sim.hot_event"):
+            out.append(("Start a hot event…", app.open_hot_event, ACTIONS["sim.hot_event"].title))
+        return out
+
+    async def discover(self) -> Hits:
+        for text, cmd, help_text in self._entries():
+            yield DiscoveryHit(text, cmd, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, cmd, help_text in self._entries():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), cmd, help=help_text)
+
+
+class CockpitApp(App):
+    TITLE = "Cockpit"
+    BINDINGS = [
+        Binding("colon", "goto", "View", id="goto"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("question_mark", "help", "Keys", id="help"),
+        Binding("escape", "back", "Back", id="back", show=False),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+    COMMANDS = App.COMMANDS | {ViewCommands}
+
+    def __init__(self, cockpit: Cockpit, cfg: Config, engine_factory: Callable[[], Engine] | None = None):
+        super().__init__()
+        self.cockpit = cockpit
+        self.cfg = cfg
+        self._engine_factory = engine_factory
+        if engine_factory is not None:
+            cockpit.engine_expected = True
+        self.last_snapshot: Snapshot | None = None
+        self.poll_error: str | None = None
+        self._tick: int | None = None
+        self._polling = False
+        if cfg.theme in self.available_themes:
+            self.theme = cfg.theme
+        if cfg.keys:
+            self.set_keymap(cfg.keys)
+
+    def get_default_screen(self) -> DashboardScreen:
+        return DashboardScreen()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._hangup)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+        self.set_interval(self.cfg.tick_s, self.poll)
+        self.poll()
+
+    async def _start_engine(self) -> None:
+        """After the first paint: the engine's imports and first load stay off the path to it."""
+        factory, self._engine_factory = self._engine_factory, None
+        if factory is None:
+            return
+        engine = await asyncio.to_thread(factory)
+        self.cockpit.attach(engine)
+        engine.start(asyncio.get_running_loop())
+
+    def _hangup(self) -> None:
+        """The SSH connection dropped (SIGHUP) or we were told to stop: leave cleanly."""
+        self.exit(return_code=0)
+
+    async def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                continue
+        if self.cockpit.engine is not None:
+            await asyncio.to_thread(self.cockpit.engine.stop)
+
+    # --- polling --------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        if self._polling:
+            return
+        self._polling = True
+        self.run_worker(self._fetch, thread=True, group="poll", exit_on_error=False)
+
+    def _fetch(self) -> None:
+        try:
+            snap, err = self.cockpit.snapshot(self._tick), None
+        except Exception as e:  # a dead or locked store: say so in the header, keep running
+            snap, err = None, f"{type(e).__name__}: {e}"
+        try:
+            self.call_from_thread(self._apply, snap, err)
+        except RuntimeError:  # the app is shutting down
+            self._polling = False
+
+    def _apply(self, snap: Snapshot | None, err: str | None) -> None:
+        self._polling = False
+        self.poll_error = err
+        fresh = snap is not None and snap.rows is not None
+        if snap is not None:
+            prev = self.last_snapshot
+            if fresh or prev is None:
+                self.last_snapshot = snap
+            else:
+                self.last_snapshot = replace(prev, clock=snap.clock, engine=snap.engine)
+            self._tick = snap.clock.tick
+        screen = self.screen
+        if isinstance(screen, ViewScreen):
+            self.paint_header(screen)
+            if fresh and self.last_snapshot is not None:
+                screen.on_snapshot(self.last_snapshot, fresh=True)
+        if self._engine_factory is not None:
+            self.call_after_refresh(lambda: self.run_worker(self._start_engine(), group="engine"))
+
+    def paint_header(self, screen: ViewScreen) -> None:
+        snap = self.last_snapshot
+        world = self.cockpit.world
+        who = f"{self.cfg.user} ({self.cfg.role})"
+        if snap is None:
+            clock, engine, style = "--:--", "connecting", "dim"
+        else:
+            c = snap.clock
+            when = datetime.fromtimestamp(c.t, world.traffic.tz)
+            clock = when.strftime("%a %d %b %H:%M:%S" if c.speed < 10 else "%a %d %b %H:%M")
+            clock += " ⏸" if c.paused else f" ×{c.speed:g}"
+            e = snap.engine
+            if self.poll_error:
+                engine, style = "store error", "bold red"
+            elif e.mode == "none":
+                engine, style = "no engine", "bold red"
+            elif e.mode == "viewer":
+                stale = f", stale {e.stale_s:.0f}s" if e.stale_s is not None else ""
+                engine, style = f"viewer · engine on {e.holder}{stale}", "bold red" if stale else "yellow"
+            elif e.stale_s is not None:
+                engine, style = f"engine stale {e.stale_s:.0f}s", "bold red"
+            elif e.error:
+                engine, style = "engine error", "bold red"
+            elif e.mode == "active":
+                engine, style = "engine ● active", "green"
+            else:
+                engine, style = "engine starting", "dim"
+        screen.query_one(StatusHeader).show(
+            world=world.name, clock=clock, engine=engine, engine_style=style, who=who, readonly=self.cfg.readonly
+        )
+
+    # --- navigation -----------------------------------------------------------------------
+
+    def action_goto(self) -> None:
+        from cockpit.screens.command_prompt import CommandPrompt
+
+        self.push_screen(CommandPrompt(list(VIEWS)), callback=self.goto)
+
+    def goto(self, text: str | None) -> None:
+        if not text:
+            return
+        name = resolve(text)
+        if name is None:
+            self.notify(f"no view {text!r}; views: {', '.join(VIEWS)}", severity="error")
+            return
+        for s in self.screen_stack:
+            if isinstance(s, ViewScreen) and s.VIEW == name:
+                while self.screen_stack[-1] is not s:
+                    self.pop_screen()
+                return
+        self.push_screen(view_class(name)())
+
+    def action_back(self) -> None:
+        screen = self.screen
+        if isinstance(screen, ViewScreen) and screen.close_filter():
+            return
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def action_filter(self) -> None:
+        if isinstance(self.screen, ViewScreen):
+            self.screen.open_filter()
+
+    def action_help(self) -> None:
+        from cockpit.screens.help import HelpScreen
+
+        view = self.screen if isinstance(self.screen, ViewScreen) else None
+        self.push_screen(HelpScreen(view, [(n, view_class(n).HELP) for n in VIEWS]))
+
+    # --- actions --------------------------------------------------------------------------
+
+    def permitted(self, action_id: str) -> bool:
+        return self.cockpit.refusal(action_id) is None
+
+    def perform(self, action_id: str, summary: str, do: Callable[[], Outcome]) -> None:
+        """Refused actions still go to the facade, which records the refusal in the audit log."""
+        if self.permitted(action_id) and ACTIONS[action_id].confirm:
+            from cockpit.screens.confirm import ConfirmScreen
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._do(do)
+
+            self.push_screen(ConfirmScreen(ACTIONS[action_id].title + "?", summary), callback=answered)
+        else:
+            self._do(do)
+
+    def _do(self, do: Callable[[], Outcome]) -> None:
+        async def run() -> None:
+            outcome = await asyncio.to_thread(do)
+            self.notify(outcome.message, severity="information" if outcome.ok else "error")
+            self.poll()
+
+        self.run_worker(run(), group="action")
+
+    def toggle_pause(self) -> None:
+        paused = not (self.last_snapshot.clock.paused if self.last_snapshot else False)
+        self.perform("sim.pause", "pause" if paused else "resume", lambda: self.cockpit.set_paused(paused))
+
+    def open_hot_event(self) -> None:
+        from cockpit.screens.hot_event import HotEvent, HotEventScreen
+
+        def chosen(event: HotEvent | None) -> None:
+            if event is None:
+                return
+            services, factor, minutes = event
+            self.perform(
+                "sim.hot_event",
+                f"Surge {', '.join(services)} x{factor:g} for {minutes} min on the simulated platform.",
+                lambda: self.cockpit.inject_hot_event(services, factor, minutes),
+            )
+
+        self.push_screen(HotEventScreen(self.cockpit.world), callback=chosen)
+
+
+def create_app(cockpit: Cockpit, cfg: Config, engine_factory: Callable[[], Engine] | None = None) -> CockpitApp:
+    """The app, built from a facade and settings the caller chose (tests choose their own).
+    With `engine_factory`, it runs the engine too (it becomes a viewer if another one is active)."""
+    return CockpitApp(cockpit, cfg, engine_factory)

@@ -1,0 +1,1 @@
+"""One module per real system, each behind a Protocol in base.py, with a twin in sim/."""

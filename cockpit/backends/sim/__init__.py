@@ -1,0 +1,1 @@
+"""The embedded default: a simulated platform with a clock that can run faster than real time."""

@@ -1,0 +1,224 @@
+"""`cockpit` and its subcommands. Bad input of any kind: a clear message on stderr, exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from cockpit import config as config_mod
+from cockpit.config import ROLES, Config, ConfigError
+from cockpit.store.db import StoreError, data_dir
+from cockpit.world import WorldError
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A problem with what the user asked for; printed as is, exit 2."""
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 < v <= 100_000):
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 100000], got {text!r}")
+    return v
+
+
+def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--world", metavar="FILE", default=d, help="world file (default: the demo world)")
+    p.add_argument("--db", metavar="URL", default=d, help="store path or peewee URL (default: per world, in the data dir)")
+    p.add_argument("--config", metavar="FILE", default=d, help="config file (default: ~/.config/cockpit/config.yaml)")
+
+
+def _run_opts(p: argparse.ArgumentParser, suppress: bool) -> None:
+    d = argparse.SUPPRESS if suppress else None
+    p.add_argument("--speed", type=_positive, default=d, metavar="N", help="platform clock speed (x real time)")
+    p.add_argument("--reset", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                   help="start the platform again from the world file")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cockpit", description="Terminal operations cockpit for a DCP-style container platform.")
+    _common(p, suppress=False)
+    _run_opts(p, suppress=False)
+    p.add_argument("--readonly", action="store_true", default=None, help="disable every action")
+    p.add_argument("--role", choices=ROLES, default=None, help="your role (default: from the config, else operator)")
+    p.add_argument("--user", default=None, help="the name the audit log records (default: $USER)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate a world file: a summary, or one line per problem (exit 2)")
+    c.add_argument("world_file", metavar="WORLD")
+
+    h = sub.add_parser("hosts", help="list every host with its capacity, allocation and state")
+    _common(h, suppress=True)
+    h.add_argument("--json", action="store_true", help="one JSON object")
+
+    e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
+    _common(e, suppress=True)
+    _run_opts(e, suppress=True)
+    return p
+
+
+def settings(args: argparse.Namespace) -> Config:
+    cfg = config_mod.load(getattr(args, "config", None))
+    for key in ("world", "db", "speed", "role", "user"):
+        value = getattr(args, key, None)
+        if value is not None:
+            setattr(cfg, key, value)
+    if getattr(args, "readonly", None):
+        cfg.readonly = True
+    return cfg
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            return cmd_check(args)
+        cfg = settings(args)
+        if args.command == "hosts":
+            return cmd_hosts(args, cfg)
+        if args.command == "engine":
+            return cmd_engine(args, cfg)
+        return cmd_tui(args, cfg)
+    except (WorldError, ConfigError) as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (StoreError, CliError) as e:
+        print(f"cockpit: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `cockpit hosts | head`: the reader left; that is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from cockpit import world as world_mod
+    from cockpit.core.bootstrap import hosts_from_world, place_initial
+
+    w = world_mod.load(args.world_file)
+    _, initial = place_initial(w, hosts_from_world(w))
+    short = [i for i in initial if i.plan.unplaced]
+    if short:
+        for i in short:
+            idx = [s.name for s in w.services].index(i.service)
+            path = ("services", idx, "containers", i.idc)
+            line = w.lines.get(path, 0)
+            print(f"{w.source}:{line}: services[{idx}].containers.{i.idc}: {i.plan.why_unplaced()}")
+        return EXIT_BAD_INPUT
+    print(world_mod.summary(w))
+    return 0
+
+
+def cmd_hosts(args: argparse.Namespace, cfg: Config) -> int:
+    from cockpit.session import open_session
+
+    s = open_session(cfg, engine=False, reset=False)
+    try:
+        hosts = s.cockpit.hosts()
+        clock = s.cockpit.clock()
+    finally:
+        s.close()
+    when = datetime.fromtimestamp(clock.t, s.world.traffic.tz).isoformat()
+    if args.json:
+        json.dump({"world": s.world.name, "platform_time": when, "hosts": [h.as_json() for h in hosts]}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    print(f"{'HOST':<18} {'IDC':<9} {'POOL':<9} {'HW':<8} {'CORES':>5} {'MEM':>5} {'DISK':>6} "
+          f"{'CPU.A':>6} {'MEM.A':>6} {'CTRS':>4} {'STATE':<5} LABELS")
+    for h in hosts:
+        labels = ",".join(f"{k}={v}" for k, v in sorted(h.labels.items()))
+        print(f"{h.name:<18} {h.idc:<9} {h.pool:<9} {h.hardware:<8} {h.cores:>5} {h.memory_gb:>5} {h.disk_gb:>6} "
+              f"{h.cpu_alloc:>6g} {h.mem_alloc:>6g} {h.containers:>4} {'up' if h.alive else 'down':<5} {labels}")
+    print(f"# {len(hosts)} hosts, {sum(not h.alive for h in hosts)} down, world {s.world.name} at {when}")
+    return 0
+
+
+def _log_to_file() -> None:
+    try:
+        data_dir().mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.handlers.RotatingFileHandler(
+            data_dir() / "cockpit.log", maxBytes=1_000_000, backupCount=3
+        )
+    except OSError:
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+
+
+def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
+    from cockpit.app import create_app
+    from cockpit.screens import VIEWS, view_class
+    from cockpit.session import open_session
+
+    known = {b.id for b in _app_bindings()} | {
+        b.id for name in VIEWS for b in view_class(name).BINDINGS if getattr(b, "id", None)
+    }
+    problems = config_mod.check_keys(cfg, {k for k in known if k})
+    if problems:
+        raise ConfigError(problems)
+    _log_to_file()
+    s = open_session(cfg, reset=bool(args.reset))
+    try:
+        app = create_app(s.cockpit, cfg, s.make_engine)
+        app.run()
+    finally:
+        s.close()
+    return 0
+
+
+def _app_bindings():
+    from cockpit.app import CockpitApp
+
+    return [b for b in CockpitApp.BINDINGS if getattr(b, "id", None)]
+
+
+def cmd_engine(args: argparse.Namespace, cfg: Config) -> int:
+    from cockpit.session import open_session
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    s = open_session(cfg, engine=True, reset=bool(getattr(args, "reset", False)))
+    try:
+        asyncio.run(_engine_loop(s))
+    finally:
+        s.close()
+    return 0
+
+
+async def _engine_loop(s) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    engine = s.engine
+    await asyncio.to_thread(engine.step_lease)  # know whether we are active before saying so
+    engine.start(loop)
+    said = None
+    while not stop.is_set():
+        state = "active" if engine.active else "standby"
+        if state != said:
+            holder = engine.lease.holder()
+            print(f"engine {state}" + ("" if engine.active or holder is None else f" (active: {holder})"), flush=True)
+            said = state
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except asyncio.TimeoutError:
+            continue
+    await asyncio.to_thread(engine.stop)
+    print("engine stopped", flush=True)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""Who may do what. Every change to the platform names an action here, with the least role it needs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cockpit.config import ROLES
+
+
+@dataclass(frozen=True)
+class Action:
+    id: str
+    title: str
+    role: str  # the least role allowed
+    confirm: bool  # changes the platform: ask before doing it
+
+
+ACTIONS: dict[str, Action] = {
+    a.id: a
+    for a in (
+        Action("sim.speed", "Change the platform clock's speed", "operator", False),
+        Action("sim.pause", "Pause or resume the platform clock", "operator", False),
+        Action("sim.hot_event", "Start a hot event (simulated traffic surge)", "operator", True),
+    )
+}
+
+
+def refusal(action_id: str, *, role: str, readonly: bool) -> str | None:
+    """Why this user may not do this now, or None when they may."""
+    action = ACTIONS[action_id]
+    if readonly:
+        return "read-only mode: no changes"
+    if ROLES.index(role) < ROLES.index(action.role):
+        return f"{action.title.lower()} needs role {action.role}; you are {role}"
+    return None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    message: str

@@ -1,0 +1,264 @@
+"""The engine: APScheduler is its clock; the rules, queues and state live in the store.
+
+One engine is active per database (see lease.py). Inside the TUI it runs on Textual's own
+event loop; `cockpit engine` runs the same object headless. Every tick runs in a worker thread
+so the UI never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import numpy as np
+import peewee as pw
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from cockpit.backends.base import HostHealth, Telemetry
+from cockpit.backends.sim.clock import SimClock
+from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
+from cockpit.core import load, traffic
+from cockpit.domain import HotEvent, World
+from cockpit.engine import journal
+from cockpit.engine.lease import Lease
+from cockpit.engine.seed import SAMPLE_S, metric_row
+from cockpit.engine.state import PlatformState
+from cockpit.store.db import get_meta
+from cockpit.store.models import ClockRow, EventRow, HostRow, LiveRow, MetricRow, TaskRow
+
+log = logging.getLogger(__name__)
+
+RETAIN_METRICS_S = 8 * 86400.0
+RETAIN_EVENTS = 20_000
+MAX_SAMPLES_PER_TICK = 360
+
+
+class Engine:
+    def __init__(
+        self,
+        db: pw.Database,
+        world: World,
+        *,
+        speed: float | None = None,
+        tick_s: float = 1.0,
+        lease_ttl: float = 6.0,
+        real_clock: Callable[[], float] = time.time,
+        telemetry: Telemetry | None = None,
+        health: HostHealth | None = None,
+    ):
+        self.db = db
+        self.world = world
+        self.tick_s = tick_s
+        self.real_clock = real_clock
+        self.lease = Lease(db, ttl=lease_ttl, clock=real_clock)
+        self.telemetry = telemetry or SimTelemetry(world)
+        self.health = health or SimHostHealth(world)
+        self.speed_override = speed
+        self.active = False
+        self.last_error: str | None = None
+        self.state: PlatformState | None = None
+        self.clock: SimClock | None = None
+        self._version: str | None = None
+        self._last_t = 0.0
+        self._ticks = 0
+        self._lock = threading.Lock()
+        self._scheduler = None
+
+    # --- becoming active ----------------------------------------------------------------
+
+    def step_lease(self) -> bool:
+        """Standby: take the lease when it is free. Returns whether this engine is active."""
+        with self._lock:
+            if self.active:
+                return True
+            try:
+                if self.lease.acquire():
+                    self._activate()
+            except pw.PeeweeException as e:
+                self._failed(e)
+            return self.active
+
+    def _activate(self) -> None:
+        real = self.real_clock()
+        row = ClockRow.get_by_id(1)
+        speed = self.speed_override if self.speed_override is not None else row.speed
+        if speed != row.speed:
+            ClockRow.update(speed=speed).where(ClockRow.id == 1).execute()
+        self.clock = SimClock(row.t, real, speed, row.paused)
+        self._last_t = row.t
+        self._load_state()
+        self.active = True
+        self.last_error = None
+        journal.event(row.t, "info", "engine", "engine", f"engine active on {self.lease.host}:{self.lease.pid}")
+
+    def _load_state(self) -> None:
+        self._version = get_meta("platform_version")
+        self.state = PlatformState.load()
+
+    # --- the tick -----------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        """Advance the platform to now and record what happened. False when not active."""
+        with self._lock:
+            if not self.active:
+                return False
+            try:
+                return self._tick()
+            except pw.PeeweeException as e:
+                self._failed(e)
+                return False
+
+    def _tick(self) -> bool:
+        assert self.clock is not None
+        real = self.real_clock()
+        lost = False
+        with self.db.atomic():
+            if not self.lease.renew():
+                lost = True
+            else:
+                row = ClockRow.get_by_id(1)
+                if row.speed != self.clock.speed or row.paused != self.clock.paused:
+                    self.clock.rebase(real, speed=row.speed, paused=row.paused)
+                if get_meta("platform_version") != self._version:
+                    self._load_state()
+                now = self.clock.now(real)
+                changed = self._advance(now)
+                ClockRow.update(
+                    t=now, real_t=real, tick=ClockRow.tick + (1 if changed else 0)
+                ).where(ClockRow.id == 1).execute()
+        if lost:
+            self.active = False
+            log.warning("engine lease lost; standing by")
+            journal.event(self._last_t, "warn", "engine", "engine", "engine lease lost: another engine took over")
+            return False
+        self.last_error = None
+        return True
+
+    def _advance(self, now: float) -> bool:
+        st = self.state
+        assert st is not None
+        last = self._last_t
+        dt = now - last
+        if dt <= 0 and self._ticks:
+            return False
+        self._ticks += 1
+        self._health(st, now, dt)
+        extra = self._hot_events(now, last)
+        live = load.compute(st.layout, st.alive, self.telemetry.service_qps(st.services, now, extra))
+        LiveRow.insert_many([metric_row(s, now) for s in live]).on_conflict_replace().execute()
+        self._samples(st, last, now, extra)
+        if self._ticks % 600 == 0:
+            self._prune(now)
+        self._last_t = now
+        return True
+
+    def _health(self, st: PlatformState, now: float, dt: float) -> None:
+        change = self.health.poll(st.alive, st.down_until, now, dt)
+        if not len(change.down) and not len(change.up):
+            st.down_until = change.down_until
+            return
+        st.alive[change.down] = False
+        st.alive[change.up] = True
+        st.down_until = change.down_until
+        for i in change.down.tolist():
+            HostRow.update(alive=False, down_until_t=float(st.down_until[i])).where(
+                HostRow.id == int(st.host_ids[i])
+            ).execute()
+            h = st.hosts[i]
+            mins = (st.down_until[i] - now) / 60
+            journal.event(now, "warn", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) down; repair in ~{mins:.0f} min")
+        if len(change.up):
+            ids = [int(x) for x in st.host_ids[change.up]]
+            HostRow.update(alive=True, down_until_t=None).where(HostRow.id.in_(ids)).execute()
+            for i in change.up.tolist():
+                h = st.hosts[i]
+                journal.event(now, "info", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) back")
+
+    def _hot_events(self, now: float, last: float) -> list[HotEvent]:
+        """Injected hot events still running; announce any event (world or injected) that starts or ends."""
+        extra = []
+        for task in TaskRow.select().where((TaskRow.kind == "hot_event") & (TaskRow.state == "running")):
+            ev = hot_event_of(task.spec)
+            if now > ev.start.timestamp() + ev.duration_min * 60:
+                TaskRow.update(state="done", updated_t=now).where(TaskRow.id == task.id).execute()
+            extra.append(ev)
+        for ev in list(self.world.traffic.hot_events) + extra:
+            start = ev.start.timestamp()
+            end = start + ev.duration_min * 60
+            if last < start <= now:
+                services = ", ".join(ev.services)
+                journal.event(start, "warn", "traffic", ev.name, f"hot event {ev.name}: {services} x{ev.factor:g} for {ev.duration_min} min")
+            if last < end <= now:
+                journal.event(end, "info", "traffic", ev.name, f"hot event {ev.name} over")
+        return extra
+
+    def _samples(self, st: PlatformState, last: float, now: float, extra: list[HotEvent]) -> None:
+        first = int(last // SAMPLE_S) + 1
+        final = int(now // SAMPLE_S)
+        if final < first:
+            return
+        times = np.arange(max(first, final - MAX_SAMPLES_PER_TICK + 1), final + 1) * SAMPLE_S
+        qps = traffic.service_qps(self.world.traffic, st.services, times, self.world.seed, extra)
+        rows = []
+        for k, t in enumerate(times.tolist()):
+            rows.extend(metric_row(s, t) for s in load.compute(st.layout, st.alive, qps[:, k]))
+        for i in range(0, len(rows), 500):
+            MetricRow.insert_many(rows[i : i + 500]).on_conflict_ignore().execute()
+
+    def _prune(self, now: float) -> None:
+        MetricRow.delete().where(MetricRow.t < now - RETAIN_METRICS_S).execute()
+        edge = EventRow.select(pw.fn.MAX(EventRow.id)).scalar() or 0
+        EventRow.delete().where(EventRow.id <= edge - RETAIN_EVENTS).execute()
+
+    def _failed(self, e: Exception) -> None:
+        self.last_error = f"{type(e).__name__}: {e}"
+        log.error("engine: %s", self.last_error)
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Run on an asyncio loop (Textual's, or `cockpit engine`'s): lease upkeep and ticks."""
+        # A skipped tick is expected when the store is slow; the header shows staleness instead.
+        logging.getLogger("apscheduler").setLevel(logging.ERROR)
+        sched = AsyncIOScheduler(event_loop=loop or asyncio.get_running_loop(), timezone=timezone.utc)
+        first = datetime.now(timezone.utc)
+        sched.add_job(self._job_lease, "interval", seconds=max(self.lease.ttl / 3, 0.2), id="lease",
+                      max_instances=1, coalesce=True, next_run_time=first)
+        sched.add_job(self._job_tick, "interval", seconds=self.tick_s, id="tick",
+                      max_instances=1, coalesce=True, next_run_time=first)
+        sched.start()
+        self._scheduler = sched
+
+    async def _job_lease(self) -> None:
+        await asyncio.to_thread(self.step_lease)
+
+    async def _job_tick(self) -> None:
+        await asyncio.to_thread(self.tick)
+
+    def stop(self) -> None:
+        """Stop ticking and hand the lease back."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        with self._lock:
+            if self.active:
+                self.active = False
+                try:
+                    journal.event(self._last_t, "info", "engine", "engine", "engine stopped; lease handed back")
+                    self.lease.release()
+                except pw.PeeweeException as e:  # the lease then lapses by itself
+                    log.error("engine: could not release lease: %s", e)
+
+
+def hot_event_of(spec: dict) -> HotEvent:
+    return HotEvent(
+        name=spec["name"],
+        start=datetime.fromtimestamp(spec["start_t"], timezone.utc),
+        duration_min=int(spec["duration_min"]),
+        factor=float(spec["factor"]),
+        services=tuple(spec["services"]),
+    )

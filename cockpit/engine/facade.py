@@ -1,0 +1,325 @@
+"""The one door screens and the CLI use: reads of platform state, and actions that are checked,
+audited and handed to the engine through the store. Methods are safe to call from worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import peewee as pw
+
+from cockpit.config import Config
+from cockpit.domain import Host, ScopeStats, World
+from cockpit.engine import journal
+from cockpit.engine.actions import ACTIONS, Outcome, refusal
+from cockpit.engine.lease import current_holder
+from cockpit.store import records
+from cockpit.store.models import AuditRow, ClockRow, ContainerRow, EventRow, HostRow, LiveRow, MetricRow, ServiceRow, TaskRow
+
+if TYPE_CHECKING:
+    from cockpit.engine.engine import Engine
+
+TREND_H = 6.0
+
+
+@dataclass(frozen=True)
+class ClockView:
+    t: float
+    speed: float
+    paused: bool
+    tick: int
+    real_t: float
+
+    def local(self, world: World) -> datetime:
+        return datetime.fromtimestamp(self.t, world.traffic.tz)
+
+
+@dataclass(frozen=True)
+class EngineView:
+    mode: str  # active | viewer | starting
+    holder: str | None  # host:pid of the active engine, when known
+    stale_s: float | None  # seconds since the last tick, when that is too long
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Trend:
+    t: list[float]
+    cpu: list[float]
+    qps: list[float]
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    t: float
+    level: str
+    kind: str
+    scope: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    clock: ClockView
+    engine: EngineView
+    rows: list[ScopeStats] | None  # None when nothing changed since the tick asked about
+    trends: dict[str, Trend] = field(default_factory=dict)
+    last_event: EventView | None = None
+
+
+@dataclass(frozen=True)
+class HostView:
+    name: str
+    idc: str
+    pool: str
+    hardware: str
+    cores: int
+    memory_gb: int
+    disk_gb: int
+    labels: dict[str, str]
+    source: str
+    zone: str | None
+    charge_type: str
+    alive: bool
+    status: str
+    containers: int
+    cpu_alloc: float  # cores reserved
+    mem_alloc: float  # GB reserved
+    disk_alloc: float  # GB reserved
+    services: dict[str, int]
+
+    def as_json(self) -> dict:
+        return {
+            "name": self.name,
+            "idc": self.idc,
+            "pool": self.pool,
+            "hardware": self.hardware,
+            "labels": self.labels,
+            "source": self.source,
+            "zone": self.zone,
+            "charge_type": self.charge_type,
+            "alive": self.alive,
+            "status": self.status,
+            "capacity": {"cores": self.cores, "memory_gb": self.memory_gb, "disk_gb": self.disk_gb},
+            "allocated": {
+                "containers": self.containers,
+                "cores": round(self.cpu_alloc, 3),
+                "memory_gb": round(self.mem_alloc, 3),
+                "disk_gb": round(self.disk_alloc, 3),
+                "services": self.services,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class AuditView:
+    id: int
+    real_t: float
+    user: str
+    role: str
+    action: str
+    target: str
+    outcome: str
+    details: dict
+
+
+class Cockpit:
+    def __init__(
+        self,
+        cfg: Config,
+        world: World,
+        db: pw.Database,
+        engine: Engine | None = None,
+        real_clock: Callable[[], float] = time.time,
+    ):
+        self.cfg = cfg
+        self.world = world
+        self.db = db
+        self.engine = engine
+        self.engine_expected = engine is not None  # an engine is on its way: say "starting", not "none"
+        self.real_clock = real_clock
+        self._series: dict[str, deque] = {}
+        self._series_t = 0.0
+        self._lock = threading.Lock()
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+        self.engine_expected = True
+
+    @property
+    def readonly(self) -> bool:
+        return self.cfg.readonly
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def clock(self) -> ClockView:
+        row = ClockRow.get_by_id(1)
+        return ClockView(row.t, row.speed, row.paused, row.tick, row.real_t)
+
+    def engine_view(self, clock: ClockView | None = None) -> EngineView:
+        clock = clock or self.clock()
+        now = self.real_clock()
+        age = now - clock.real_t
+        stale = age if age > max(3 * self.cfg.tick_s, 3.0) else None
+        error = self.engine.last_error if self.engine is not None else None
+        if self.engine is not None and self.engine.active:
+            return EngineView("active", None, stale, error)
+        holder = current_holder(now)
+        if holder is not None:
+            return EngineView("viewer", str(holder), stale, error)
+        # Nobody holds the lease: ours is about to take it, or no engine runs on this store.
+        return EngineView("starting" if self.engine_expected else "none", None, stale, error)
+
+    def snapshot(self, since_tick: int | None = None) -> Snapshot:
+        """Clock and engine always; the dashboard rows and trends when the tick moved."""
+        clock = self.clock()
+        engine = self.engine_view(clock)
+        if since_tick is not None and clock.tick == since_tick:
+            return Snapshot(clock, engine, None)
+        rows = [
+            ScopeStats(r.scope, r.hosts_alive, r.hosts_total, r.containers, r.cpu_pct, r.alloc_pct, r.qps)
+            for r in LiveRow.select()
+        ]
+        last = self.events(limit=1)
+        return Snapshot(clock, engine, _ordered(rows), self._trends(clock.t), last[0] if last else None)
+
+    def _trends(self, now: float) -> dict[str, Trend]:
+        with self._lock:
+            horizon = now - TREND_H * 3600
+            if now < self._series_t:  # the clock went back (a reset store): start over
+                self._series.clear()
+                self._series_t = 0.0
+            q = MetricRow.select(MetricRow.scope, MetricRow.t, MetricRow.cpu_pct, MetricRow.qps).where(
+                MetricRow.t > max(self._series_t, horizon)
+            ).order_by(MetricRow.t)
+            for scope, t, cpu, qps in q.tuples():
+                self._series.setdefault(scope, deque()).append((t, cpu, qps))
+                self._series_t = max(self._series_t, t)
+            out = {}
+            for scope, dq in self._series.items():
+                while dq and dq[0][0] <= horizon:
+                    dq.popleft()
+                out[scope] = Trend([x[0] for x in dq], [x[1] for x in dq], [x[2] for x in dq])
+            return out
+
+    def hosts(self) -> list[HostView]:
+        from cockpit.core.placement import MIB, MILLI, HostTable
+
+        services = {r.name: records.service(r) for r in ServiceRow.select()}
+        rows = list(HostRow.select().where(HostRow.released_t.is_null()).order_by(HostRow.id))
+        hosts: list[Host] = [records.host(r) for r in rows]
+        pairs = ContainerRow.select(ContainerRow.host, ContainerRow.service).tuples()
+        table = HostTable.build(hosts, services.values(), [(h, s) for h, s in pairs if s in services])
+        out = []
+        for i, (h, r) in enumerate(zip(hosts, rows)):
+            per = {table.services[j]: int(n) for j, n in enumerate(table.counts[i]) if n}
+            out.append(
+                HostView(
+                    name=h.name,
+                    idc=h.idc,
+                    pool=h.pool,
+                    hardware=h.hardware,
+                    cores=h.cores,
+                    memory_gb=h.memory_gb,
+                    disk_gb=h.disk_gb,
+                    labels=h.labels,
+                    source=h.source,
+                    zone=h.zone,
+                    charge_type=h.charge_type,
+                    alive=h.alive,
+                    status=r.status,
+                    containers=sum(per.values()),
+                    cpu_alloc=int(table.cpu_used[i]) / MILLI,
+                    mem_alloc=int(table.mem_used[i]) / MIB,
+                    disk_alloc=int(table.disk_used[i]) / MIB,
+                    services=per,
+                )
+            )
+        return out
+
+    def events(self, after_id: int = 0, limit: int = 500) -> list[EventView]:
+        q = EventRow.select().where(EventRow.id > after_id).order_by(EventRow.id.desc()).limit(limit)
+        return [EventView(r.id, r.t, r.level, r.kind, r.scope, r.message) for r in reversed(list(q))]
+
+    def audit_log(self, limit: int = 500) -> list[AuditView]:
+        q = AuditRow.select().order_by(AuditRow.id.desc()).limit(limit)
+        return [AuditView(r.id, r.real_t, r.user, r.role, r.action, r.target, r.outcome, r.details) for r in q]
+
+    # --- actions --------------------------------------------------------------------------
+
+    def refusal(self, action_id: str) -> str | None:
+        return refusal(action_id, role=self.cfg.role, readonly=self.cfg.readonly)
+
+    def needs_confirmation(self, action_id: str) -> bool:
+        return ACTIONS[action_id].confirm
+
+    def _act(self, action_id: str, target: str, details: dict, do: Callable[[], str]) -> Outcome:
+        platform_t = self.clock().t
+        why = self.refusal(action_id)
+        common = dict(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target, details=details)
+        if why:
+            journal.audit(**common, outcome="refused", platform_t=platform_t)
+            return Outcome(False, why)
+        try:
+            with self.db.atomic():
+                message = do()
+                journal.audit(**common, outcome="done", platform_t=platform_t)
+            return Outcome(True, message)
+        except (pw.PeeweeException, ValueError) as e:
+            journal.audit(**{**common, "details": {**details, "error": str(e)}}, outcome="failed", platform_t=platform_t)
+            return Outcome(False, f"{ACTIONS[action_id].title} failed: {e}")
+
+    def set_speed(self, speed: float) -> Outcome:
+        if not (0 < speed <= 100_000):
+            return Outcome(False, f"speed must be between 0 and 100000, got {speed:g}")
+
+        def do() -> str:
+            ClockRow.update(speed=speed).where(ClockRow.id == 1).execute()
+            return f"platform clock at x{speed:g}"
+
+        return self._act("sim.speed", "clock", {"speed": speed}, do)
+
+    def set_paused(self, paused: bool) -> Outcome:
+        def do() -> str:
+            ClockRow.update(paused=paused).where(ClockRow.id == 1).execute()
+            return "platform clock paused" if paused else "platform clock running"
+
+        return self._act("sim.pause", "clock", {"paused": paused}, do)
+
+    def inject_hot_event(self, services: list[str], factor: float, minutes: int) -> Outcome:
+        unknown = [s for s in services if s not in {x.name for x in self.world.services}]
+        if unknown or not services:
+            return Outcome(False, f"no such service: {', '.join(unknown) or '(none given)'}")
+        if not (1 < factor <= 100) or not (1 <= minutes <= 10080):
+            return Outcome(False, "factor must be in (1, 100] and minutes in [1, 10080]")
+        now = self.clock().t
+        name = f"manual-{datetime.fromtimestamp(now, self.world.traffic.tz):%H%M}"
+        spec = {"name": name, "services": services, "factor": factor, "duration_min": minutes, "start_t": now}
+
+        def do() -> str:
+            TaskRow.insert(
+                kind="hot_event", state="running", spec=spec, actor=self.cfg.user,
+                created_t=now, updated_t=now, real_created=self.real_clock(),
+            ).execute()
+            return f"hot event {name}: {', '.join(services)} x{factor:g} for {minutes} min"
+
+        return self._act("sim.hot_event", ",".join(services), spec, do)
+
+
+def _ordered(rows: list[ScopeStats]) -> list[ScopeStats]:
+    """all, then each IDC followed by its pools: the dashboard's reading order."""
+
+    def key(s: ScopeStats):
+        if s.scope == "all":
+            return ("", "")
+        idc, _, pool = s.scope.partition("/")
+        return (idc, pool)
+
+    return sorted(rows, key=key)

@@ -1,0 +1,150 @@
+"""Seeding a new store from a world: pools, hosts, services, templates, placed containers, history.
+
+A store belongs to one world. Opening it with another world, or with the same world edited
+since, is refused with the way out named, rather than mixing two platforms in one database.
+"""
+
+from __future__ import annotations
+
+import time
+
+import peewee as pw
+
+from cockpit.domain import World
+from cockpit.store import records
+from cockpit.store.db import StoreError, bulk_insert, get_meta, set_meta
+from cockpit.store.models import (
+    ClockRow,
+    ContainerRow,
+    HostRow,
+    LiveRow,
+    MetricRow,
+    PoolRow,
+    ServiceRow,
+    TemplateRow,
+)
+
+SAMPLE_S = 60.0  # platform seconds between history samples
+HISTORY_H = 6.0  # how much history a new store starts with
+BACKFILL_STEP_S = 300.0  # coarser for the starting history: a sparkline cell spans 20 minutes
+
+
+class SeedError(StoreError):
+    pass
+
+
+def ensure_seeded(db: pw.Database, world: World, *, reset: bool = False) -> bool:
+    """Seed an empty store; check a seeded one belongs to this world. True when it seeded."""
+    digest = world.digest
+    seeded = get_meta("world_name")
+    if seeded is not None and not reset:
+        if seeded != world.name:
+            raise SeedError(
+                f"this store holds world {seeded!r}, not {world.name!r}: open it with that world, "
+                "or give another --db"
+            )
+        if get_meta("world_digest") != digest:
+            raise SeedError(
+                f"world {world.name!r} changed since this store was seeded from it ({world.source}): "
+                "run with --reset to start the platform again from the file, or give another --db"
+            )
+        return False
+    seed(db, world, digest)
+    return True
+
+
+def seed(db: pw.Database, world: World, digest: str) -> None:
+    # numpy and the placement engine load only when a store is new: start-up of a seeded store skips them.
+    from cockpit.core.bootstrap import expiry, hosts_from_world, instance_id, place_initial
+
+    hosts = hosts_from_world(world)
+    table, initial = place_initial(world, hosts)
+    short = [i for i in initial if i.plan.unplaced]
+    if short:
+        raise SeedError(
+            "; ".join(f"services {i.service}: containers {i.idc}: {i.plan.why_unplaced()}" for i in short)
+        )
+    start = world.start.timestamp()
+    groups = {g.name: g for g in world.host_groups}
+    with db.atomic():
+        for model in (ContainerRow, HostRow, PoolRow, ServiceRow, TemplateRow, LiveRow, MetricRow, ClockRow):
+            model.delete().execute()
+        PoolRow.insert_many([{"name": p.name, "cluster": p.cluster, "kind": p.kind} for p in world.pools]).execute()
+        ServiceRow.insert_many([records.service_row(s) for s in world.services]).execute()
+        if world.templates:
+            TemplateRow.insert_many([records.template_row(t) for t in world.templates]).execute()
+        rows = [
+            {
+                "id": h.id,
+                "name": h.name,
+                "idc": h.idc,
+                "pool": h.pool,
+                "group": h.group,
+                "hardware": h.hardware,
+                "cores": h.cores,
+                "memory_gb": h.memory_gb,
+                "disk_gb": h.disk_gb,
+                "labels": h.labels,
+                "source": h.source,
+                "zone": h.zone,
+                "charge_type": h.charge_type,
+                "price": h.price,
+                "expires_t": expiry(world, groups[h.group]),
+                "created_t": start,
+                "instance_id": instance_id(world.seed, h.name) if h.source == "ecs" else None,
+            }
+            for h in hosts
+        ]
+        bulk_insert(HostRow, rows)
+        containers = []
+        for init in initial:
+            for h, n in init.plan.per_host().items():
+                row = {"service": init.service, "host": int(table.ids[h]), "idc": init.idc, "created_t": start}
+                containers.extend([row] * n)
+        bulk_insert(ContainerRow, containers)
+        ClockRow.insert(id=1, t=start, speed=1.0, paused=False, tick=0, real_t=time.time()).execute()
+        _backfill(world, hosts, containers, start)
+        set_meta("world_name", world.name)
+        set_meta("world_digest", digest)
+        set_meta("platform_version", "1")
+
+
+def _backfill(world: World, hosts, containers: list[dict], start: float) -> None:
+    """The hours before the clock starts, so the sparklines have a past from the first second."""
+    import numpy as np
+
+    from cockpit.core import load, traffic
+    from cockpit.core.bootstrap import history_times
+    from cockpit.engine.state import layout_from
+
+    idx = {h.id: i for i, h in enumerate(hosts)}
+    services = list(world.services)
+    lay = layout_from(
+        hosts,
+        services,
+        [idx[c["host"]] for c in containers],
+        [c["service"] for c in containers],
+    )
+    alive = np.ones(len(hosts), dtype=bool)
+    times = history_times(start, HISTORY_H, BACKFILL_STEP_S) + [start]
+    qps = traffic.service_qps(world.traffic, services, np.array(times), world.seed)
+    rows = []
+    for k, t in enumerate(times):
+        for s in load.compute(lay, alive, qps[:, k]):
+            rows.append(metric_row(s, t))
+    bulk_insert(MetricRow, rows)
+    # The last sample is the platform now: the dashboard has numbers before the engine's first tick.
+    bulk_insert(LiveRow, [r for r in rows if r["t"] == start])
+
+
+def metric_row(s, t: float) -> dict:
+    return {
+        "scope": s.scope,
+        "t": t,
+        "hosts_alive": s.hosts_alive,
+        "hosts_total": s.hosts_total,
+        "containers": s.containers,
+        "cpu_pct": s.cpu_pct,
+        "alloc_pct": s.alloc_pct,
+        "qps": s.qps,
+    }

@@ -1,0 +1,32 @@
+"""One Textual screen per module. VIEWS maps `:name` to the screen, imported when first used."""
+
+from __future__ import annotations
+
+import importlib
+
+# name -> (module, class). Later views add a line here.
+VIEWS: dict[str, tuple[str, str]] = {
+    "dashboard": ("cockpit.screens.dashboard", "DashboardScreen"),
+    "hosts": ("cockpit.screens.hosts", "HostsScreen"),
+    "events": ("cockpit.screens.events", "EventsScreen"),
+    "audit": ("cockpit.screens.audit", "AuditScreen"),
+}
+
+
+def view_class(name: str):
+    module, cls = VIEWS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def resolve(text: str) -> str | None:
+    """A view name from what the user typed: a name, an alias, or an unambiguous prefix."""
+    t = text.strip().lower().lstrip(":")
+    if not t:
+        return None
+    if t in VIEWS:
+        return t
+    for name in VIEWS:
+        if t in view_class(name).ALIASES:
+            return name
+    starts = [n for n in VIEWS if n.startswith(t)]
+    return starts[0] if len(starts) == 1 else None

@@ -1,0 +1,150 @@
+"""Opening the store: SQLite in WAL mode under the user's data directory, or any peewee URL.
+
+Several threads and processes write (the engine's jobs, the init-status writer, a second
+cockpit), so SQLite runs in WAL mode with a busy timeout: writers queue instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import peewee as pw
+from playhouse.migrate import SchemaMigrator
+
+from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+# Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
+Migration = Callable[[pw.Database, SchemaMigrator], None]
+MIGRATIONS: dict[int, Migration] = {}
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says which and why."""
+
+
+def data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "cockpit"
+
+
+def default_url(world_name: str) -> str:
+    return str(data_dir() / f"{world_name}.db")
+
+
+def _sqlite(path: str) -> pw.SqliteDatabase:
+    if path != ":memory:":
+        parent = Path(path).expanduser().resolve().parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"store {path}: cannot create directory {parent}: {e.strerror}") from None
+    return pw.SqliteDatabase(
+        path,
+        pragmas={
+            "journal_mode": "wal",
+            "busy_timeout": BUSY_TIMEOUT_MS,
+            "synchronous": "normal",
+            "foreign_keys": 1,
+        },
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        check_same_thread=False,
+    )
+
+
+def connect(url: str) -> pw.Database:
+    """A database from a path or a URL (sqlite:///x.db, postgresql://…, mysql://…)."""
+    if "://" not in url:
+        return _sqlite(url)
+    if url.startswith("sqlite:///"):
+        return _sqlite(url[len("sqlite:///") :] or ":memory:")
+    from playhouse.db_url import connect as url_connect
+
+    try:
+        return url_connect(url)
+    except (RuntimeError, ValueError, ImportError, pw.ImproperlyConfigured) as e:
+        raise StoreError(f"store {url}: {e}") from None
+
+
+def open_store(url: str) -> pw.Database:
+    """Connect, bind the models, create or upgrade the schema. Raises StoreError."""
+    db = connect(url)
+    proxy.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+        ensure_schema(db)
+    except (pw.OperationalError, pw.DatabaseError, sqlite3.Error) as e:
+        db.close()
+        raise StoreError(f"store {url}: {e}") from None
+    return db
+
+
+def schema_version(db: pw.Database) -> int | None:
+    if not db.table_exists("meta"):
+        return None
+    row = Meta.get_or_none(Meta.key == "schema_version")
+    return int(row.value) if row else None
+
+
+def ensure_schema(db: pw.Database) -> None:
+    with db.atomic():
+        version = schema_version(db)
+        if version is None:
+            db.create_tables(ALL_MODELS, safe=True)
+            Meta.replace(key="schema_version", value=str(SCHEMA_VERSION)).execute()
+            return
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the store has schema version {version}, newer than this Cockpit's {SCHEMA_VERSION}: "
+                "upgrade Cockpit, or use another --db"
+            )
+        migrator = SchemaMigrator.from_database(db)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            MIGRATIONS[target](db, migrator)
+            Meta.replace(key="schema_version", value=str(target)).execute()
+        db.create_tables(ALL_MODELS, safe=True)  # tables added since need no hand-written step
+
+
+def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:
+    """Insert many rows with one prepared statement: peewee's insert_many spends most of its
+    time building SQL text, which made seeding 2,000 hosts and their history take seconds."""
+    if not rows:
+        return
+    db = model._meta.database
+    q0, q1 = db.quote[0], db.quote[1]
+    fields = [
+        f for f in model._meta.sorted_fields if f.name in rows[0] or not isinstance(f, pw.AutoField)
+    ]
+    defaults = {f.name: f.default for f in fields if f.name not in rows[0]}
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(
+        f"{q0}{model._meta.table_name}{q1}",
+        ", ".join(f"{q0}{f.column_name}{q1}" for f in fields),
+        ", ".join([db.param] * len(fields)),
+    )
+    # Plain columns go to the driver as they are; only our JSON columns encode.
+    convert = [isinstance(f, JSONField) for f in fields]
+    names = [f.name for f in fields]
+    fill = {n: (d() if callable(d) else d) for n, d in defaults.items()}
+
+    def value(row: dict, i: int):
+        v = row[names[i]] if names[i] in row else fill[names[i]]
+        return fields[i].db_value(v) if convert[i] else v
+
+    idx = range(len(fields))
+    values = [tuple(value(row, i) for i in idx) for row in rows]
+    with db.atomic():
+        db.cursor().executemany(sql, values)
+
+
+def get_meta(key: str, default: str | None = None) -> str | None:
+    row = Meta.get_or_none(Meta.key == key)
+    return row.value if row else default
+
+
+def set_meta(key: str, value: str) -> None:
+    Meta.replace(key=key, value=value).execute()

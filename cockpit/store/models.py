@@ -1,0 +1,225 @@
+"""Peewee models for platform state and its history.
+
+Times: `*_t` columns hold platform (simulated or real) time as epoch seconds; `real_*` columns
+hold the wall clock, for leases and the audit log. JSON columns hold small structured values.
+"""
+
+from __future__ import annotations
+
+import json
+
+import peewee as pw
+
+proxy = pw.DatabaseProxy()
+
+
+class JSONField(pw.TextField):
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class Base(pw.Model):
+    class Meta:
+        database = proxy
+        legacy_table_names = False
+
+
+class Meta(Base):
+    """Key/value facts about the store: schema version, the world it was seeded from."""
+
+    key = pw.CharField(primary_key=True)
+    value = pw.TextField()
+
+
+class PoolRow(Base):
+    name = pw.CharField(primary_key=True)
+    cluster = pw.CharField()
+    kind = pw.CharField()  # online | offline | shared
+
+    class Meta:
+        table_name = "pool"
+
+
+class HostRow(Base):
+    name = pw.CharField(unique=True)
+    idc = pw.CharField(index=True)
+    pool = pw.CharField(index=True)
+    group = pw.CharField()
+    hardware = pw.CharField()
+    cores = pw.IntegerField()
+    memory_gb = pw.IntegerField()
+    disk_gb = pw.IntegerField()
+    labels = JSONField(default=dict)
+    source = pw.CharField()  # physical | vm | ecs
+    zone = pw.CharField(null=True)
+    charge_type = pw.CharField()
+    price = pw.FloatField(default=0.0)
+    expires_t = pw.FloatField(null=True)
+    created_t = pw.FloatField()
+    released_t = pw.FloatField(null=True, index=True)
+    alive = pw.BooleanField(default=True)
+    down_until_t = pw.FloatField(null=True)
+    status = pw.CharField(default="ready")  # pending | initialising | ready | failed | timed_out
+    status_detail = pw.TextField(null=True)
+    instance_id = pw.CharField(null=True, unique=True)
+
+    class Meta:
+        table_name = "host"
+
+
+class ServiceRow(Base):
+    name = pw.CharField(primary_key=True)
+    kind = pw.CharField()
+    image = pw.CharField()
+    pool = pw.CharField()
+    cpu = pw.FloatField()
+    memory_gb = pw.FloatField()
+    disk_gb = pw.FloatField()
+    ports = JSONField(default=list)
+    spec = JSONField(default=dict)  # traffic model and placement rules
+
+    class Meta:
+        table_name = "service"
+
+
+class ContainerRow(Base):
+    service = pw.CharField(index=True)
+    host = pw.IntegerField(index=True)  # HostRow.id; no FK so bulk moves stay cheap
+    idc = pw.CharField()
+    created_t = pw.FloatField()
+    task = pw.IntegerField(null=True)  # the task that created it
+
+    class Meta:
+        table_name = "container"
+
+
+class TemplateRow(Base):
+    sid = pw.IntegerField(primary_key=True)
+    name = pw.CharField()
+    service = pw.CharField()
+    spec = JSONField()
+
+    class Meta:
+        table_name = "template"
+
+
+class TaskRow(Base):
+    """Work handed to the engine: a scale task, an ECS order, a pool move."""
+
+    kind = pw.CharField(index=True)
+    state = pw.CharField(index=True)  # queued | running | paused | done | failed | cancelled
+    spec = JSONField()
+    progress = JSONField(default=dict)
+    reason = pw.TextField(null=True)
+    actor = pw.CharField()
+    created_t = pw.FloatField()
+    updated_t = pw.FloatField()
+    real_created = pw.FloatField()
+
+    class Meta:
+        table_name = "task"
+
+
+class EventRow(Base):
+    t = pw.FloatField(index=True)
+    level = pw.CharField()  # info | warn | error
+    kind = pw.CharField()
+    scope = pw.CharField()
+    message = pw.TextField()
+
+    class Meta:
+        table_name = "event"
+
+
+class AuditRow(Base):
+    real_t = pw.FloatField(index=True)
+    platform_t = pw.FloatField(null=True)
+    user = pw.CharField()
+    role = pw.CharField()
+    action = pw.CharField()
+    target = pw.CharField()
+    details = JSONField(default=dict)
+    outcome = pw.CharField()  # done | refused | failed
+
+    class Meta:
+        table_name = "audit"
+
+
+class _ScopeStats(Base):
+    """The numbers of one dashboard scope ("idc" or "idc/pool") at one platform instant."""
+
+    t = pw.FloatField()
+    hosts_alive = pw.IntegerField()
+    hosts_total = pw.IntegerField()
+    containers = pw.IntegerField()
+    cpu_pct = pw.FloatField()
+    alloc_pct = pw.FloatField()
+    qps = pw.FloatField()
+
+
+class MetricRow(_ScopeStats):
+    """History: a sample of every scope each platform minute."""
+
+    scope = pw.CharField()
+
+    class Meta:
+        table_name = "metric"
+        indexes = ((("scope", "t"), True), (("t",), False))
+
+
+class LiveRow(_ScopeStats):
+    """The latest value of each scope; rewritten every tick."""
+
+    scope = pw.CharField(primary_key=True)
+
+    class Meta:
+        table_name = "live"
+
+
+class ClockRow(Base):
+    """The platform clock, so every process attached to this store shows the same time."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    t = pw.FloatField()
+    speed = pw.FloatField(default=1.0)
+    paused = pw.BooleanField(default=False)
+    tick = pw.IntegerField(default=0)
+    real_t = pw.FloatField()  # wall clock of the last tick: a stale tick means no engine
+
+    class Meta:
+        table_name = "clock"
+
+
+class LeaseRow(Base):
+    """Who runs the engine: one holder per name, kept alive by heartbeats."""
+
+    name = pw.CharField(primary_key=True)
+    holder = pw.CharField()
+    host = pw.CharField()
+    pid = pw.IntegerField()
+    acquired_real = pw.FloatField()
+    heartbeat_real = pw.FloatField()
+    expires_real = pw.FloatField()
+
+    class Meta:
+        table_name = "lease"
+
+
+ALL_MODELS = [
+    Meta,
+    PoolRow,
+    HostRow,
+    ServiceRow,
+    ContainerRow,
+    TemplateRow,
+    TaskRow,
+    EventRow,
+    AuditRow,
+    MetricRow,
+    LiveRow,
+    ClockRow,
+    LeaseRow,
+]

@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cockpit import world
+from cockpit.config import Config
+from cockpit.engine.seed import ensure_seeded
+from cockpit.session import open_session
+from cockpit.store.db import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "data" / "demo-world.yaml"
+SMALL = Path(__file__).resolve().parent / "data" / "small-world.yaml"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """No test reads or writes the real user's data or config directory."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.delenv("COCKPIT_CONFIG", raising=False)
+
+
+@pytest.fixture(scope="session")
+def demo_world():
+    return world.load(DEMO)
+
+
+@pytest.fixture(scope="session")
+def seeded_template(tmp_path_factory, demo_world):
+    """The demo store, seeded once; tests get their own copy."""
+    path = tmp_path_factory.mktemp("template") / "demo.db"
+    db = open_store(str(path))
+    ensure_seeded(db, demo_world)
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    return path
+
+
+@pytest.fixture
+def demo_db(tmp_path, seeded_template) -> str:
+    path = tmp_path / "demo.db"
+    shutil.copy(seeded_template, path)
+    return str(path)
+
+
+def make_cfg(db: str, **kw) -> Config:
+    return Config(db=db, user=kw.pop("user", "sre"), tick_s=kw.pop("tick_s", 0.2), **kw)
+
+
+@pytest.fixture
+def session(demo_db):
+    s = open_session(make_cfg(demo_db))
+    yield s
+    s.close()

@@ -1,0 +1,129 @@
+"""`cockpit check`, `cockpit hosts`, and bad input on the command line: one clear line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cockpit.cli import main
+from tests.conftest import DEMO, SMALL
+
+
+def run(*args: str, **env) -> subprocess.CompletedProcess:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "cockpit", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=60)
+
+
+def test_check_prints_a_summary_for_a_good_world():
+    r = run("check", str(DEMO))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("world demo: OK")
+    assert "hosts       2060" in r.stdout
+
+
+def test_check_prints_one_line_per_problem_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMALL.read_text().replace("cores: 12", "cores: twelve").replace("kind: private}", "kind: privat}"))
+    r = run("check", str(bad))
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{bad}:") for line in lines)
+    assert "Traceback" not in r.stderr
+
+
+def test_check_reports_containers_that_do_not_fit(tmp_path):
+    bad = tmp_path / "full.yaml"
+    bad.write_text(SMALL.read_text().replace("containers: {yf: 8}", "containers: {yf: 400}"))
+    r = run("check", str(bad))
+    assert r.returncode == 2
+    assert "services[1].containers.yf: placed" in r.stdout
+    assert "full" in r.stdout
+
+
+def test_hosts_json_lists_every_host_with_capacity_allocation_and_state(demo_db):
+    r = run("hosts", "--db", demo_db, "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["world"] == "demo" and len(data["hosts"]) == 2060
+    h = next(x for x in data["hosts"] if x["name"] == "yf-feed-new-0001")
+    assert h["idc"] == "yongfeng" and h["pool"] == "feed-web" and h["hardware"] == "new"
+    assert h["labels"] == {"disk": "ssd", "gen": "new", "role": "web"}
+    assert h["capacity"] == {"cores": 32, "memory_gb": 32, "disk_gb": 1200}
+    assert h["alive"] is True
+    alloc = h["allocated"]
+    assert alloc["containers"] == alloc["services"]["feed"] > 0
+    assert alloc["memory_gb"] == 4 * alloc["containers"]
+    total = sum(x["allocated"]["containers"] for x in data["hosts"])
+    assert total == 6794
+
+
+def test_hosts_text_has_a_line_per_host(demo_db):
+    r = run("hosts", "--db", demo_db)
+    assert r.returncode == 0
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("HOST") and len(lines) == 2062
+    assert lines[-1].startswith("# 2060 hosts, 0 down")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--speed", "fast"], "argument --speed: expected a number, got 'fast'"),
+        (["--speed", "0"], "expected a number in (0, 100000]"),
+        (["--role", "god"], "argument --role: invalid choice: 'god'"),
+        (["hosts", "--world", "/nope.yaml"], "/nope.yaml: no such file"),
+        (["check"], "the following arguments are required: WORLD"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_clear_line(args, message):
+    r = run(*args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_bad_config_file_is_named_with_its_line(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("role: operator\nspeeed: 3\n")
+    r = run("hosts", "--config", str(cfg))
+    assert r.returncode == 2
+    assert f"{cfg}:2: speeed: unknown key" in r.stderr
+
+
+def test_an_unknown_binding_id_in_the_config_is_refused(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("keys: {gotoo: g}\n")
+    r = run("--config", str(cfg))
+    assert r.returncode == 2
+    assert "keys.gotoo: no binding with this id" in r.stderr
+
+
+def test_a_store_of_another_world_is_refused_with_the_way_out(demo_db):
+    r = run("hosts", "--world", str(SMALL), "--db", demo_db)
+    assert r.returncode == 2
+    assert "this store holds world 'demo', not 'small'" in r.stderr
+
+
+WORDS = ["check", "hosts", "--json", "--world", "--db", "--config", "--speed", "-1", "1e9", "x.yaml",
+         str(SMALL), "/dev/null", "", "--", "--role", "admin", "--readonly", "\x00", "é"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=5).filter(lambda a: a[0] in ("check", "hosts")))
+def test_random_command_lines_never_end_in_a_traceback(tmp_path, capsys, args):
+    try:
+        code = main(args)
+    except SystemExit as e:
+        code = e.code
+    assert code in (0, 2)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err

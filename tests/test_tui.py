@@ -1,0 +1,226 @@
+"""The TUI, driven with Pilot as a user would: open, `:` views, `/` filter, `?` keys, live updates."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from cockpit.app import create_app
+from cockpit.engine.lease import Lease
+from cockpit.screens.audit import AuditScreen
+from cockpit.screens.dashboard import DashboardScreen
+from cockpit.screens.events import EventsScreen
+from cockpit.screens.hosts import HostsScreen
+from cockpit.session import open_session
+from cockpit.store.models import AuditRow, ClockRow, TaskRow
+from cockpit.widgets.live_table import LiveTable
+from tests.conftest import make_cfg
+from tests.screen_text import notices, screen_text
+
+SIZE = (80, 24)
+
+
+async def until(pilot, predicate, timeout: float = 10.0) -> None:
+    """Let the app run until `predicate()` holds: waiting on the app, not on a fixed sleep."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; screen:\n{screen_text(pilot.app)}")
+        await pilot.pause(0.05)
+
+
+def table_keys(app) -> list[str]:
+    return app.screen.query_one(LiveTable).row_keys
+
+
+def open_app(db: str, *, engine: bool = False, **cfg_kw):
+    cfg = make_cfg(db, **cfg_kw)
+    s = open_session(cfg)
+    return s, create_app(s.cockpit, cfg, s.make_engine if engine else None)
+
+
+async def test_opens_on_the_dashboard_with_every_idc_and_pool(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        keys = table_keys(app)
+        assert keys[:3] == ["aliyun", "aliyun/feed-web", "aliyun/shared"]
+        assert {"yongfeng", "tucheng", "yongfeng/feed-web", "tucheng/hadoop"} <= set(keys)
+        text = screen_text(app)
+        assert "Platform 2060/2060 hosts" in text
+        assert "Thu 26 Nov 11:50" in text  # the platform clock, in the world's time zone
+    s.close()
+
+
+async def test_colon_goes_to_views_by_name_alias_and_esc_comes_back(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("colon", *"hosts", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HostsScreen) and len(table_keys(app)) == 2060)
+        await pilot.press("colon", *"ev", "enter")
+        await until(pilot, lambda: isinstance(app.screen, EventsScreen))
+        await pilot.press("colon", *"nosuchview", "enter")
+        await until(pilot, lambda: any("no view 'nosuchview'" in n for n in notices(app)))
+        assert isinstance(app.screen, EventsScreen)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, HostsScreen))
+        await pilot.press("colon", *"audit", "enter")
+        await until(pilot, lambda: isinstance(app.screen, AuditScreen))
+        await pilot.press("colon", *"dash", "enter")  # back down the stack, not a second dashboard
+        await until(pilot, lambda: isinstance(app.screen, DashboardScreen))
+        assert len(app.screen_stack) == 1
+        await pilot.press("escape")  # nothing below the dashboard: it stays
+        assert isinstance(app.screen, DashboardScreen)
+    s.close()
+
+
+async def test_slash_filters_the_dashboard_and_esc_clears(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("slash", *"hadoop")
+        await until(pilot, lambda: len(table_keys(app)) == 4)
+        assert table_keys(app) == ["tucheng", "tucheng/hadoop", "yongfeng", "yongfeng/hadoop"]
+        await pilot.press("escape")
+        await until(pilot, lambda: len(table_keys(app)) == 17)
+    s.close()
+
+
+async def test_slash_filters_hosts_by_any_column_and_label(demo_db, demo_world):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("colon", *"hosts", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HostsScreen) and len(table_keys(app)) == 2060)
+        await pilot.press("slash", *"role=bigdata tucheng", "enter")
+        await until(pilot, lambda: len(table_keys(app)) == 100)
+        assert all(k.startswith("tc-hadoop-") for k in table_keys(app))
+        assert "100 of 2060 hosts" in screen_text(app)
+    s.close()
+
+
+async def test_question_mark_lists_the_keys_with_their_ids(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        text = screen_text(app)
+        for line in (": ", "View", "goto", "/", "Filter", "Pause", "dashboard.pause", ":hosts"):
+            assert line in text, line
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, DashboardScreen)
+    s.close()
+
+
+async def test_the_dashboard_changes_as_platform_time_passes(demo_db):
+    s, app = open_app(demo_db, engine=True, speed=1800)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "engine ● active" in screen_text(app))
+        first_clock = ClockRow.get_by_id(1).t
+        first = dict(app.screen.query_one(LiveTable)._cells)
+        await until(pilot, lambda: ClockRow.get_by_id(1).t > first_clock + 3600, timeout=15)
+        await until(pilot, lambda: app.screen.query_one(LiveTable)._cells != first)
+        assert "Thu 26 Nov 11:50" not in screen_text(app)
+    s.close()
+
+
+async def test_readonly_hides_every_action_and_the_facade_refuses_them(demo_db):
+    s, app = open_app(demo_db, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        text = screen_text(app)
+        assert "READ-ONLY" in text
+        assert "Pause" not in text and "Hot event" not in text
+        await pilot.press("space", "h")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, DashboardScreen)
+        assert ClockRow.get_by_id(1).paused is False
+    outcome = s.cockpit.set_paused(True)
+    assert not outcome.ok and "read-only" in outcome.message
+    assert AuditRow.select().where(AuditRow.outcome == "refused").count() == 1
+    s.close()
+
+
+async def test_a_viewer_role_cannot_act(demo_db):
+    s, app = open_app(demo_db, role="viewer")
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        assert "Pause" not in screen_text(app)
+    outcome = s.cockpit.inject_hot_event(["feed"], 2, 10)
+    assert not outcome.ok and "needs role operator" in outcome.message
+    s.close()
+
+
+async def test_a_hot_event_asks_first_and_is_audited(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("h")
+        await pilot.pause(0.2)
+        await pilot.click("#start")
+        await pilot.pause(0.2)
+        assert "Start a hot event" in screen_text(app)
+        await pilot.press("n")  # backed out: nothing happens
+        await pilot.pause(0.2)
+        assert TaskRow.select().count() == 0
+        await pilot.press("h")
+        await pilot.pause(0.2)
+        await pilot.click("#start")
+        await pilot.pause(0.2)
+        await pilot.press("y")
+        await until(pilot, lambda: TaskRow.select().count() == 1)
+    task = TaskRow.get()
+    assert task.kind == "hot_event" and task.spec["services"] == ["feed", "user", "card"]
+    audit = AuditRow.get()
+    assert (audit.user, audit.action, audit.outcome) == ("sre", "sim.hot_event", "done")
+    s.close()
+
+
+async def test_keys_are_remapped_from_the_config(demo_db):
+    s, app = open_app(demo_db, keys={"goto": "g", "dashboard.pause": "p"})
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("g", *"hosts", "enter")
+        await until(pilot, lambda: isinstance(app.screen, HostsScreen))
+        await pilot.press("escape")
+        await pilot.press("p")
+        await until(pilot, lambda: ClockRow.get_by_id(1).paused)
+    s.close()
+
+
+async def test_a_second_cockpit_on_the_same_store_is_a_viewer_and_says_so(demo_db):
+    s, app = open_app(demo_db, engine=True)
+    other = Lease(s.db, ttl=3600)
+    assert other.acquire()
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "viewer · engine on" in screen_text(app))
+        assert f":{other.pid}" in screen_text(app)
+    s.close()
+
+
+async def test_no_color_is_honoured(demo_db, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        assert app.no_color
+    s.close()
+
+
+def test_the_dashboard_at_80x24(demo_db, snap_compare):
+    s, app = open_app(demo_db)
+
+    async def loaded(pilot):
+        await until(pilot, lambda: table_keys(app))
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=loaded)
+    s.close()
+
+
+@pytest.fixture(autouse=True)
+def _fixed_user(monkeypatch):
+    monkeypatch.setenv("USER", "sre")
