@@ -210,7 +210,7 @@ class CockpitApp(App):
 
     def action_back(self) -> None:
         screen = self.screen
-        if isinstance(screen, ViewScreen) and screen.close_filter():
+        if isinstance(screen, ViewScreen) and screen.handle_escape():
             return
         if len(self.screen_stack) > 1:
             self.pop_screen()

@@ -65,6 +65,23 @@ def parser() -> argparse.ArgumentParser:
     _common(h, suppress=True)
     h.add_argument("--json", action="store_true", help="one JSON object")
 
+    pl = sub.add_parser("plan", help="what if: place N containers (and their dependencies) and measure the plan")
+    _common(pl, suppress=True)
+    what = pl.add_mutually_exclusive_group(required=True)
+    what.add_argument("--service", metavar="NAME")
+    what.add_argument("--template", metavar="SID|NAME", help="an expansion template, by sid or name")
+    pl.add_argument("--count", required=True, type=_count, metavar="N")
+    pl.add_argument("--idc", metavar="IDC", help="place in this IDC only")
+    pl.add_argument("--strategy", choices=("spread", "binpack", "random", "custom"), default="spread")
+    pl.add_argument("--filter", action="append", default=[], metavar="CONSTRAINT",
+                    help="an extra constraint, e.g. 'gen == new' or 'disk >= 2T' (repeatable)")
+    pl.add_argument("--weights", default="", metavar="W", help="custom scorer weights, e.g. 'spread=0.6,random=0.4'")
+    pl.add_argument("--seed", type=int, default=0, metavar="S")
+    pl.add_argument("--compare", action="store_true", help="every strategy side by side")
+    out = pl.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="one JSON object")
+    out.add_argument("--yaml", action="store_true", help="the same as YAML")
+
     e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
     _common(e, suppress=True)
     _run_opts(e, suppress=True)
@@ -92,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_hosts(args, cfg)
         if args.command == "engine":
             return cmd_engine(args, cfg)
+        if args.command == "plan":
+            return cmd_plan(args, cfg)
         return cmd_tui(args, cfg)
     except (WorldError, ConfigError) as e:
         print(str(e), file=sys.stderr)
@@ -146,6 +165,49 @@ def cmd_hosts(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= n <= 10_000_000:
+        raise argparse.ArgumentTypeError(f"expected a count from 1 to 10000000, got {n}")
+    return n
+
+
+def cmd_plan(args: argparse.Namespace, cfg: Config) -> int:
+    from cockpit.core.whatif import WhatIfError, document
+    from cockpit.session import open_session
+
+    s = open_session(cfg)
+    try:
+        try:
+            req = s.cockpit.whatif(
+                target=args.service or args.template, count=args.count, idc=args.idc, strategy=args.strategy,
+                filters=", ".join(args.filter), weights=args.weights, seed=args.seed,
+            )
+            previews = s.cockpit.compare(req) if args.compare else {req.strategy: s.cockpit.preview(req)}
+        except WhatIfError as e:
+            raise CliError(str(e)) from None
+    finally:
+        s.close()
+    if args.json or args.yaml:
+        doc = {name: document(p) for name, p in previews.items()}
+        data = {"strategies": doc} if args.compare else doc[req.strategy]
+        if args.json:
+            json.dump(data, sys.stdout, indent=1)
+            sys.stdout.write("\n")
+        else:
+            import yaml
+
+            yaml.safe_dump(data, sys.stdout, sort_keys=False)
+        return 0
+    from cockpit.cli_text import plan_text, compare_text
+
+    print(compare_text(previews) if args.compare else plan_text(previews[req.strategy]))
+    return 0
+
+
 def _log_to_file() -> None:
     try:
         data_dir().mkdir(parents=True, exist_ok=True)
@@ -159,14 +221,17 @@ def _log_to_file() -> None:
 
 
 def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
+    from cockpit.session import open_session, seed_in_background
+
+    seeded = seed_in_background(cfg) if not args.reset else (lambda: None)
     from cockpit.app import create_app
     from cockpit.screens import VIEWS, view_class
-    from cockpit.session import open_session
 
     known = {b.id for b in _app_bindings()} | {
         b.id for name in VIEWS for b in view_class(name).BINDINGS if getattr(b, "id", None)
     }
     problems = config_mod.check_keys(cfg, {k for k in known if k})
+    seeded()
     if problems:
         raise ConfigError(problems)
     _log_to_file()

@@ -182,6 +182,7 @@ class Template:
     dependencies: tuple[Dependency, ...] = ()
     ecs: EcsSpec | None = None
     strategy: str = "spread"
+    scoring: tuple[tuple[str, float], ...] = ()  # custom weights for this template
 
 
 @dataclass(frozen=True)
@@ -243,6 +244,7 @@ class World:
     templates: tuple[Template, ...]
     autoscaling: tuple[AutoscaleRule, ...]
     traffic: TrafficCurve
+    custom_scoring: tuple[tuple[str, float], ...] = ()  # the custom strategy's default weights
     digest: str = ""  # of the file's text
     lines: dict = field(default_factory=dict, compare=False, repr=False)  # path -> line, for messages
 

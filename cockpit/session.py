@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -12,7 +14,7 @@ from cockpit.config import Config
 from cockpit.domain import World
 from cockpit.engine.facade import Cockpit
 from cockpit.engine.seed import ensure_seeded
-from cockpit.store.db import default_url, open_store
+from cockpit.store.db import StoreError, default_url, get_meta, open_store
 
 if TYPE_CHECKING:
     from cockpit.engine.engine import Engine
@@ -60,3 +62,45 @@ def open_session(cfg: Config, *, engine: bool = False, reset: bool = False) -> S
     if engine:
         session.cockpit.attach(session.make_engine())
     return session
+
+
+def seed_in_background(cfg: Config) -> Callable[[], None]:
+    """On a store that is not seeded yet, seed it in a child process while the caller carries on
+    (the TUI imports Textual meanwhile: on two cores the two overlap). Returns a function that
+    waits for the child and raises its error, if any. On a seeded store it does nothing."""
+    w = world_mod.load(world_path(cfg))
+    url = cfg.db or default_url(w.name)
+    db = open_store(url)
+    try:
+        needed = get_meta("world_name") is None
+    finally:
+        db.close()  # a connection must not cross a fork
+    if not needed or not hasattr(os, "fork"):
+        return lambda: None
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: seed, report, leave without running the parent's cleanup
+        os.close(read_end)
+        code, message = 0, b""
+        try:
+            child_db = open_store(url)
+            ensure_seeded(child_db, w)
+            child_db.close()
+        except StoreError as e:
+            code, message = 2, str(e).encode()
+        except BaseException as e:  # noqa: BLE001 - whatever it is, the parent must hear of it
+            code, message = 1, f"{type(e).__name__}: {e}".encode()
+        os.write(write_end, message)
+        os._exit(code)
+    os.close(write_end)
+
+    def wait() -> None:
+        chunks = []
+        while chunk := os.read(read_end, 65536):
+            chunks.append(chunk)
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise StoreError(b"".join(chunks).decode(errors="replace") or "seeding the store failed")
+
+    return wait

@@ -15,11 +15,11 @@ from typing import Any
 
 from cockpit import yamlcheck
 from cockpit.core.dependencies import CycleError, find_cycle
+from cockpit.core.constraints import check_constraint, parse_constraint
 from cockpit.domain import (
     AutoscaleRule,
     Charge,
     Cluster,
-    Constraint,
     Dependency,
     EcsSpec,
     Hardware,
@@ -177,6 +177,10 @@ def _cross_check(doc: Document) -> list[Problem]:
         for idc_name in s.get("containers", {}):
             ref(p + ("containers", idc_name), idc_name, idcs, "IDC")
         placement = s.get("placement", {})
+        for ci, text in enumerate(placement.get("constraints", [])):
+            why = check_constraint(parse_constraint(text))
+            if why:
+                bad(p + ("placement", "constraints", ci), why)
         for key in ("only_with", "never_with"):
             for ni, name in enumerate(placement.get(key, [])):
                 ref(p + ("placement", key, ni), name, services, "service")
@@ -236,6 +240,21 @@ def _cross_check(doc: Document) -> list[Problem]:
             ti = sids[cycle[0]]
             bad(("templates", ti, "dependencies"), str(CycleError(cycle)))
 
+    def scoring(path, weights: dict) -> None:
+        if not weights:
+            bad(path, "expected at least one scorer with a weight")
+        for name in weights:
+            if name.startswith("with:"):
+                ref(path + (name,), name[5:], services, "service")
+
+    if "custom_scoring" in d:
+        scoring(("custom_scoring",), d["custom_scoring"])
+    for ti, t in enumerate(d.get("templates", [])):
+        if "scoring" in t:
+            scoring(("templates", ti, "scoring"), t["scoring"])
+        if t.get("strategy") == "custom" and "scoring" not in t and "custom_scoring" not in d:
+            bad(("templates", ti, "strategy"), "custom needs scoring here or custom_scoring at the top")
+
     for ri, rule in enumerate(d.get("autoscaling", [])):
         p = ("autoscaling", ri)
         for si, name in enumerate(rule["services"]):
@@ -290,27 +309,9 @@ def _charge(c: dict) -> Charge:
     return Charge(type=c["type"], price=float(c.get("price", 0.0)), expires=date.fromisoformat(exp) if exp else None)
 
 
-def _constraint(text: str) -> Constraint:
-    for op in ("==", "!=", ">=", "<=", " in ", ">", "<"):
-        if op in text:
-            key, value = text.split(op, 1)
-            return Constraint(key.strip(), op.strip(), value.strip())  # type: ignore[arg-type]
-    raise ValueError(text)  # the schema's pattern already guarantees an operator
-
-
-def parse_constraint(text: str) -> Constraint:
-    """`role == web` -> Constraint; ValueError with a message for anything else."""
-    if not any(op in text for op in ("==", "!=", ">=", "<=", " in ", ">", "<")):
-        raise ValueError(f"{text!r} is not a constraint like 'role == web' or 'disk >= 2T'")
-    c = _constraint(text)
-    if not c.key or not c.value:
-        raise ValueError(f"{text!r} is not a constraint like 'role == web' or 'disk >= 2T'")
-    return c
-
-
 def _rules(p: dict) -> PlacementRules:
     return PlacementRules(
-        constraints=tuple(_constraint(c) for c in p.get("constraints", [])),
+        constraints=tuple(parse_constraint(c) for c in p.get("constraints", [])),
         only_with=tuple(p.get("only_with", [])),
         never_with=tuple(p.get("never_with", [])),
         max_per_host=p.get("max_per_host"),
@@ -351,6 +352,7 @@ def _build(doc: Document) -> World:
                 hardware=t.get("hardware", ""),
                 image=t.get("image", svc.image),
                 strategy=t.get("strategy", "spread"),
+                scoring=tuple((k, float(v)) for k, v in t.get("scoring", {}).items()),
                 dependencies=tuple(
                     Dependency(dep["sid"], float(dep["ratio"]), int(dep.get("elastic_count", 0)))
                     for dep in t.get("dependencies", [])
@@ -374,6 +376,7 @@ def _build(doc: Document) -> World:
         seed=int(d.get("seed", 0)),
         start=_ts(d["start"]),
         source=doc.file,
+        custom_scoring=tuple((k, float(v)) for k, v in d.get("custom_scoring", {}).items()),
         digest=doc.digest,
         lines=doc.lines,
         idcs=tuple(

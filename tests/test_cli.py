@@ -127,3 +127,48 @@ def test_random_command_lines_never_end_in_a_traceback(tmp_path, capsys, args):
     assert code in (0, 2)
     err = capsys.readouterr().err
     assert "Traceback" not in err
+
+
+def test_plan_json_has_placements_unplaced_metrics_and_dependencies(demo_db):
+    r = run("plan", "--db", demo_db, "--service", "feed", "--count", "10", "--idc", "tucheng", "--strategy", "binpack", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert set(doc) >= {"placements", "unplaced", "metrics", "dependencies"}
+    assert sum(p["count"] for p in doc["placements"]) == 10
+    assert all(p["service"] == "feed" and p["host"].startswith("tc-") for p in doc["placements"])
+    assert [(d["service"], d["count"]) for d in doc["dependencies"]] == [("user", 4), ("relation", 1), ("card", 3)]
+    for d in doc["dependencies"]:
+        assert set(d) >= {"placements", "unplaced", "metrics"}
+
+
+def test_plan_is_deterministic_for_a_seed(demo_db):
+    args = ("plan", "--db", demo_db, "--service", "feed", "--count", "50", "--strategy", "random", "--seed", "7", "--json")
+    assert run(*args).stdout == run(*args).stdout
+
+
+def test_plan_text_and_compare(demo_db):
+    r = run("plan", "--db", demo_db, "--template", "101", "--count", "3000", "--idc", "tucheng")
+    assert r.returncode == 0
+    assert "needs: 80 shared hosts (320)" in r.stdout and "ecs.c6.4xlarge" in r.stdout
+    r = run("plan", "--db", demo_db, "--service", "card", "--count", "50", "--compare")
+    assert r.returncode == 0
+    assert r.stdout.splitlines()[1].split() == ["spread", "binpack", "random", "custom"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--service", "feed"], "the following arguments are required: --count"),
+        (["--service", "feed", "--count", "-5"], "expected a count from 1 to 10000000"),
+        (["--service", "nope", "--count", "1"], "no service named 'nope'"),
+        (["--service", "feed", "--count", "1", "--idc", "mars"], "no IDC named 'mars'"),
+        (["--service", "feed", "--count", "1", "--filter", "disk >> 2"], "'disk >> 2': '> 2' is not an amount"),
+        (["--service", "feed", "--count", "1", "--filter", "disk"], "'disk' is not a constraint like"),
+        (["--service", "feed", "--count", "1", "--strategy", "custom", "--weights", "x=1"], "unknown scorer 'x'"),
+        (["--service", "feed", "--template", "101", "--count", "1"], "not allowed with argument"),
+    ],
+)
+def test_plan_bad_input_exits_2_with_one_line(demo_db, args, message):
+    r = run("plan", "--db", demo_db, *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr

@@ -66,8 +66,7 @@ def _layout():
         host_pool=np.array([0, 1, 0]),
         host_cores=np.array([32.0, 32.0, 16.0]),
         host_mem=np.array([32.0, 32.0, 32.0]),
-        cont_host=np.array([0, 0, 1, 2]),
-        cont_service=np.array([0, 0, 0, 0]),
+        counts=np.array([[2.0], [1.0], [1.0]]),  # containers per host of the one service
         svc_cpu=np.array([2.0]),
         svc_cpk=np.array([4.0]),
         svc_mem=np.array([4.0]),

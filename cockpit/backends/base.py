@@ -34,3 +34,11 @@ class HostHealth(Protocol):
     """Which hosts failed or came back since the last poll."""
 
     def poll(self, alive: np.ndarray, down_until: np.ndarray, now: float, dt: float) -> HealthChange: ...
+
+
+class ContainerRuntime(Protocol):
+    """Starts containers on hosts (Docker Engine on each host, or the simulation)."""
+
+    def start(self, host: str, service: str, image: str, count: int) -> list[str]:
+        """Start `count` containers of `image` on `host`; the ids of those that started."""
+        ...

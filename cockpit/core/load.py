@@ -19,14 +19,13 @@ ALL = "all"
 
 @dataclass
 class Layout:
-    """The platform's shape as index arrays; rebuilt only when hosts or containers change."""
+    """The platform's shape as arrays; rebuilt only when hosts or containers change."""
 
     host_idc: np.ndarray  # (H,) index into idcs
     host_pool: np.ndarray  # (H,) index into pools
     host_cores: np.ndarray  # (H,) float
     host_mem: np.ndarray  # (H,) GB
-    cont_host: np.ndarray  # (C,) host index
-    cont_service: np.ndarray  # (C,) service index
+    counts: np.ndarray  # (H, S) containers per host and service
     svc_cpu: np.ndarray  # (S,) reserved cores per container
     svc_cpk: np.ndarray  # (S,) cores per 1,000 qps
     svc_mem: np.ndarray  # (S,) reserved GB per container
@@ -48,37 +47,28 @@ class Layout:
 def compute(layout: Layout, alive: np.ndarray, qps: np.ndarray) -> list[ScopeStats]:
     """Stats for every scope, given which hosts are alive and each service's qps."""
     L = layout
-    S = len(L.svc_cpu)
-    up = alive[L.cont_host] if len(L.cont_host) else np.zeros(0, dtype=bool)
-    n_up = np.bincount(L.cont_service[up], minlength=S).astype(float)
-    per_qps = np.divide(qps, n_up, out=np.zeros(S), where=n_up > 0)
+    up = L.counts * alive[:, None]  # (H, S) running containers
+    n_up = up.sum(axis=0).astype(float)
+    per_qps = np.divide(qps, n_up, out=np.zeros(len(n_up)), where=n_up > 0)
     per_used = np.minimum(per_qps * L.svc_cpk / 1000.0, L.svc_cpu)
-    c_qps = per_qps[L.cont_service] * up
-    c_used = per_used[L.cont_service] * up
-    c_res = L.svc_cpu[L.cont_service] * up
-    c_mem = L.svc_mem[L.cont_service] * up
 
-    n_idc, n_pool = len(L.idcs), len(L.pools)
+    n_pool = len(L.pools)
     # One flat key per host: idc * n_pool + pool; scopes aggregate over these keys.
     hkey = L.host_idc * n_pool + L.host_pool
-    K = n_idc * n_pool
-    ckey = hkey[L.cont_host] if len(L.cont_host) else np.zeros(0, dtype=np.int64)
-
-    def per_key(weights, keys):
-        return np.bincount(keys, weights=weights, minlength=K) if len(keys) else np.zeros(K)
-
-    hosts_total = np.bincount(hkey, minlength=K).astype(float)
-    hosts_alive = per_key(alive.astype(float), hkey)
-    cores_alive = per_key(L.host_cores * alive, hkey)
-    mem_alive = per_key(L.host_mem * alive, hkey)
-    containers = per_key(up.astype(float), ckey)
-    used = per_key(c_used, ckey)
-    reserved = per_key(c_res, ckey)
-    mem_reserved = per_key(c_mem, ckey)
-    q = per_key(c_qps, ckey)
-    columns = np.stack([hosts_alive, hosts_total, containers, used, reserved, cores_alive, mem_reserved, mem_alive, q])
-
-    by_idc = columns.reshape(len(columns), n_idc, n_pool)
+    K = len(L.idcs) * n_pool
+    per_host = [
+        alive.astype(float),  # hosts alive
+        np.ones(len(alive)),  # hosts total
+        up.sum(axis=1).astype(float),  # containers running
+        up @ per_used,  # cores used
+        up @ L.svc_cpu,  # cores reserved
+        L.host_cores * alive,  # cores of live hosts
+        up @ L.svc_mem,  # memory reserved
+        L.host_mem * alive,  # memory of live hosts
+        up @ per_qps,  # qps
+    ]
+    columns = np.stack([np.bincount(hkey, weights=w, minlength=K) for w in per_host])
+    by_idc = columns.reshape(len(columns), len(L.idcs), n_pool)
     out = [_stats(ALL, columns.sum(axis=1))]
     for scope in L.scopes[1:]:
         if "/" in scope:

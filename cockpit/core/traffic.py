@@ -6,6 +6,7 @@ Online services follow the curve; batch jobs follow its mirror (they fill the ni
 
 from __future__ import annotations
 
+import zlib
 
 import numpy as np
 
@@ -54,9 +55,10 @@ def hot_multiplier(events: tuple[HotEvent, ...] | list[HotEvent], service: str, 
     return mult
 
 
-def noise(seed: int, index: int, t: np.ndarray) -> np.ndarray:
-    """A smooth, deterministic wobble of a few percent: a sum of sines with seeded phases."""
-    rng = np.random.default_rng([seed, index])
+def noise(seed: int, name: str, t: np.ndarray) -> np.ndarray:
+    """A smooth, deterministic wobble of a few percent: a sum of sines with phases seeded by the
+    world and the service's name (not its position, which differs between callers)."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     periods = np.array([37.0, 11.0, 3.0]) * 60.0
     amps = np.array([0.03, 0.015, 0.007])
     phases = rng.random(3) * 2 * np.pi
@@ -79,7 +81,7 @@ def service_qps(
     out = np.empty((len(services), len(tt)))
     for i, s in enumerate(services):
         shape = np.clip(1.05 - lv, 0.1, 1.0) if s.kind == "batch" else lv
-        out[i] = s.traffic.peak_qps * shape * noise(seed, i, tt) * hot_multiplier(events, s.name, tt)
+        out[i] = s.traffic.peak_qps * shape * noise(seed, s.name, tt) * hot_multiplier(events, s.name, tt)
     return out[:, 0] if scalar else out
 
 

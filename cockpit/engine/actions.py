@@ -21,6 +21,7 @@ ACTIONS: dict[str, Action] = {
         Action("sim.speed", "Change the platform clock's speed", "operator", False),
         Action("sim.pause", "Pause or resume the platform clock", "operator", False),
         Action("sim.hot_event", "Start a hot event (simulated traffic surge)", "operator", True),
+        Action("plan.apply", "Scale: apply a plan", "operator", True),
     )
 }
 
@@ -39,3 +40,4 @@ def refusal(action_id: str, *, role: str, readonly: bool) -> str | None:
 class Outcome:
     ok: bool
     message: str
+    task: int | None = None  # the task the action queued, if any

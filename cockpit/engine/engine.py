@@ -18,15 +18,16 @@ import numpy as np
 import peewee as pw
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from cockpit.backends.base import HostHealth, Telemetry
+from cockpit.backends.base import ContainerRuntime, HostHealth, Telemetry
 from cockpit.backends.sim.clock import SimClock
-from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
+from cockpit.backends.sim.platform import SimContainers, SimHostHealth, SimTelemetry
 from cockpit.core import load, traffic
 from cockpit.domain import HotEvent, World
 from cockpit.engine import journal
 from cockpit.engine.lease import Lease
 from cockpit.engine.seed import SAMPLE_S, metric_row
 from cockpit.engine.state import PlatformState
+from cockpit.engine.tasks import run_queued
 from cockpit.store.db import get_meta
 from cockpit.store.models import ClockRow, EventRow, HostRow, LiveRow, MetricRow, TaskRow
 
@@ -49,6 +50,7 @@ class Engine:
         real_clock: Callable[[], float] = time.time,
         telemetry: Telemetry | None = None,
         health: HostHealth | None = None,
+        runtime: ContainerRuntime | None = None,
     ):
         self.db = db
         self.world = world
@@ -57,6 +59,7 @@ class Engine:
         self.lease = Lease(db, ttl=lease_ttl, clock=real_clock)
         self.telemetry = telemetry or SimTelemetry(world)
         self.health = health or SimHostHealth(world)
+        self.runtime = runtime or SimContainers()
         self.speed_override = speed
         self.active = False
         self.last_error: str | None = None
@@ -126,7 +129,10 @@ class Engine:
                 if get_meta("platform_version") != self._version:
                     self._load_state()
                 now = self.clock.now(real)
-                changed = self._advance(now)
+                scaled = run_queued(now, self.runtime)
+                if scaled:
+                    self._load_state()
+                changed = self._advance(now, force=scaled)
                 ClockRow.update(
                     t=now, real_t=real, tick=ClockRow.tick + (1 if changed else 0)
                 ).where(ClockRow.id == 1).execute()
@@ -138,12 +144,13 @@ class Engine:
         self.last_error = None
         return True
 
-    def _advance(self, now: float) -> bool:
+    def _advance(self, now: float, force: bool = False) -> bool:
+        """Move the platform to `now`; `force` recomputes the numbers even when paused."""
         st = self.state
         assert st is not None
         last = self._last_t
         dt = now - last
-        if dt <= 0 and self._ticks:
+        if dt <= 0 and self._ticks and not force:
             return False
         self._ticks += 1
         self._health(st, now, dt)

@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -20,9 +20,10 @@ from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
 from cockpit.engine.lease import current_holder
 from cockpit.store import records
-from cockpit.store.models import AuditRow, ClockRow, ContainerRow, EventRow, HostRow, LiveRow, MetricRow, ServiceRow, TaskRow
+from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow, TemplateRow
 
 if TYPE_CHECKING:
+    from cockpit.core.whatif import Catalog, Preview, WhatIf
     from cockpit.engine.engine import Engine
 
 TREND_H = 6.0
@@ -130,6 +131,19 @@ class AuditView:
     details: dict
 
 
+@dataclass(frozen=True)
+class TaskView:
+    id: int
+    kind: str
+    state: str
+    progress: dict
+    reason: str | None
+
+
+def _nothing_to_apply() -> str:
+    raise ValueError("nothing to apply: no container of the plan fits")
+
+
 class Cockpit:
     def __init__(
         self,
@@ -210,13 +224,11 @@ class Cockpit:
             return out
 
     def hosts(self) -> list[HostView]:
-        from cockpit.core.placement import MIB, MILLI, HostTable
+        from cockpit.core.placement import MIB, MILLI
+        from cockpit.engine.state import current_table
 
-        services = {r.name: records.service(r) for r in ServiceRow.select()}
-        rows = list(HostRow.select().where(HostRow.released_t.is_null()).order_by(HostRow.id))
-        hosts: list[Host] = [records.host(r) for r in rows]
-        pairs = ContainerRow.select(ContainerRow.host, ContainerRow.service).tuples()
-        table = HostTable.build(hosts, services.values(), [(h, s) for h, s in pairs if s in services])
+        table, _, rows = current_table()
+        hosts = [records.host(r) for r in rows]
         out = []
         for i, (h, r) in enumerate(zip(hosts, rows)):
             per = {table.services[j]: int(n) for j, n in enumerate(table.counts[i]) if n}
@@ -251,6 +263,84 @@ class Cockpit:
     def audit_log(self, limit: int = 500) -> list[AuditView]:
         q = AuditRow.select().order_by(AuditRow.id.desc()).limit(limit)
         return [AuditView(r.id, r.real_t, r.user, r.role, r.action, r.target, r.outcome, r.details) for r in q]
+
+    # --- what-if ------------------------------------------------------------------------
+
+    def catalog(self) -> Catalog:
+        from cockpit.core.whatif import Catalog
+
+        return Catalog(
+            services={r.name: records.service(r) for r in ServiceRow.select()},
+            templates={r.sid: records.template(r) for r in TemplateRow.select()},
+            hardware={h.name: h for h in self.world.hardware},
+            shared_pool=self.world.shared_pool.name,
+        )
+
+    def plan_targets(self) -> list[str]:
+        """What `:plan` can preview: services, then templates by name."""
+        cat = self.catalog()
+        return sorted(cat.services) + [t.name for _, t in sorted(cat.templates.items())]
+
+    def whatif(self, **fields) -> WhatIf:
+        """A request from the plan form's text fields; WhatIfError names what is wrong."""
+        from cockpit.core.whatif import build
+
+        return build(self.catalog(), self.world.custom_scoring, idcs={i.name for i in self.world.idcs}, **fields)
+
+    def preview(self, req: WhatIf) -> Preview:
+        from cockpit.core.whatif import preview
+        from cockpit.engine.state import current_table
+
+        table, _, _ = current_table()
+        return preview(table, self.catalog(), req)
+
+    def compare(self, req: WhatIf) -> dict[str, Preview]:
+        """The request under every strategy, on the same snapshot of the platform."""
+        from cockpit.core.whatif import compare, strategies_to_compare
+        from cockpit.engine.state import current_table
+
+        table, _, _ = current_table()
+        cat = self.catalog()
+        return compare(table, cat, req, strategies_to_compare(req, cat, self.world.custom_scoring))
+
+    def apply_plan(self, p: Preview) -> Outcome:
+        """Hand a previewed plan to the engine as a scale task; it re-checks every placement."""
+        r = p.request
+        parts = [
+            {
+                "service": sp.service,
+                "count": sp.count,
+                "idc": r.idc,
+                "strategy": r.strategy,
+                "extra": [[c.key, c.op, c.value] for c in r.extra] if k == 0 else [],
+                "weights": [list(w) for w in r.weights],
+                "seed": r.seed,
+                "placements": [[p.before.names[h], n] for h, n in sp.plan.per_host().items()],
+            }
+            for k, sp in enumerate(p.parts)
+        ]
+        placed = {sp.service: sp.plan.placed for sp in p.parts}
+        details = {"request": r.describe(), "placed": placed, "unplaced": {sp.service: sp.plan.unplaced for sp in p.parts}}
+        if not any(placed.values()):
+            return self._act("plan.apply", p.root.service, details, _nothing_to_apply)
+        now = self.clock().t
+        task_id: list[int] = []
+
+        def do() -> str:
+            task_id.append(
+                TaskRow.insert(kind="scale", state="queued", spec={"request": r.describe(), "parts": parts},
+                               actor=self.cfg.user, created_t=now, updated_t=now,
+                               real_created=self.real_clock()).execute()
+            )
+            what = ", ".join(f"{s} +{n}" for s, n in placed.items())
+            return f"scale task {task_id[0]} queued: {what}"
+
+        outcome = self._act("plan.apply", p.root.service, details, do)
+        return replace(outcome, task=task_id[0]) if task_id else outcome
+
+    def task(self, task_id: int) -> TaskView | None:
+        row = TaskRow.get_or_none(TaskRow.id == task_id)
+        return TaskView(row.id, row.kind, row.state, row.progress, row.reason) if row else None
 
     # --- actions --------------------------------------------------------------------------
 

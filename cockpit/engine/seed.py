@@ -103,13 +103,13 @@ def seed(db: pw.Database, world: World, digest: str) -> None:
                 containers.extend([row] * n)
         bulk_insert(ContainerRow, containers)
         ClockRow.insert(id=1, t=start, speed=1.0, paused=False, tick=0, real_t=time.time()).execute()
-        _backfill(world, hosts, containers, start)
+        _backfill(world, hosts, table.counts, start)
         set_meta("world_name", world.name)
         set_meta("world_digest", digest)
         set_meta("platform_version", "1")
 
 
-def _backfill(world: World, hosts, containers: list[dict], start: float) -> None:
+def _backfill(world: World, hosts, counts, start: float) -> None:
     """The hours before the clock starts, so the sparklines have a past from the first second."""
     import numpy as np
 
@@ -117,14 +117,8 @@ def _backfill(world: World, hosts, containers: list[dict], start: float) -> None
     from cockpit.core.bootstrap import history_times
     from cockpit.engine.state import layout_from
 
-    idx = {h.id: i for i, h in enumerate(hosts)}
     services = list(world.services)
-    lay = layout_from(
-        hosts,
-        services,
-        [idx[c["host"]] for c in containers],
-        [c["service"] for c in containers],
-    )
+    lay = layout_from(hosts, services, counts)
     alive = np.ones(len(hosts), dtype=bool)
     times = history_times(start, HISTORY_H, BACKFILL_STEP_S) + [start]
     qps = traffic.service_qps(world.traffic, services, np.array(times), world.seed)

@@ -8,6 +8,7 @@ import importlib
 VIEWS: dict[str, tuple[str, str]] = {
     "dashboard": ("cockpit.screens.dashboard", "DashboardScreen"),
     "hosts": ("cockpit.screens.hosts", "HostsScreen"),
+    "plan": ("cockpit.screens.plan", "PlanScreen"),
     "events": ("cockpit.screens.events", "EventsScreen"),
     "audit": ("cockpit.screens.audit", "AuditScreen"),
 }

@@ -55,8 +55,8 @@ class ViewScreen(Screen):
     def open_filter(self) -> None:
         self.query_one(FilterBar).open()
 
-    def close_filter(self) -> bool:
-        """Esc: clear an active filter. True when there was one to clear."""
+    def handle_escape(self) -> bool:
+        """Esc: clear an active filter. True when the key was used here (the view stays)."""
         bar = self.query_one(FilterBar)
         if bar.has_class("-shown") or bar.value:
             bar.close(clear=True)

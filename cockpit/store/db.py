@@ -12,16 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 import peewee as pw
-from playhouse.migrate import SchemaMigrator
+from playhouse.migrate import SchemaMigrator, migrate
 
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
-# Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
 Migration = Callable[[pw.Database, SchemaMigrator], None]
-MIGRATIONS: dict[int, Migration] = {}
+
+
+def _v2_container_ref(db: pw.Database, migrator: SchemaMigrator) -> None:
+    migrate(migrator.add_column("container", "ref", pw.CharField(null=True)))
+
+
+# Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
+MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref}
 
 
 class StoreError(Exception):
@@ -111,32 +117,35 @@ def ensure_schema(db: pw.Database) -> None:
 
 
 def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:
-    """Insert many rows with one prepared statement: peewee's insert_many spends most of its
-    time building SQL text, which made seeding 2,000 hosts and their history take seconds."""
+    """Insert many rows (dicts with the same keys) with one prepared statement.
+
+    peewee's insert_many spends most of its time building SQL text, which made seeding 2,000
+    hosts and their history take seconds; here values go to the driver as they are, defaults
+    filled once, and only our JSON columns are encoded."""
     if not rows:
         return
     db = model._meta.database
     q0, q1 = db.quote[0], db.quote[1]
-    fields = [
-        f for f in model._meta.sorted_fields if f.name in rows[0] or not isinstance(f, pw.AutoField)
-    ]
-    defaults = {f.name: f.default for f in fields if f.name not in rows[0]}
+    given = [f for f in model._meta.sorted_fields if f.name in rows[0]]
+    missing = [f for f in model._meta.sorted_fields if f.name not in rows[0] and not isinstance(f, pw.AutoField)]
+    tail = tuple(f.db_value(f.default() if callable(f.default) else f.default) for f in missing)
+    columns = given + missing
     sql = "INSERT INTO {} ({}) VALUES ({})".format(
         f"{q0}{model._meta.table_name}{q1}",
-        ", ".join(f"{q0}{f.column_name}{q1}" for f in fields),
-        ", ".join([db.param] * len(fields)),
+        ", ".join(f"{q0}{f.column_name}{q1}" for f in columns),
+        ", ".join([db.param] * len(columns)),
     )
-    # Plain columns go to the driver as they are; only our JSON columns encode.
-    convert = [isinstance(f, JSONField) for f in fields]
-    names = [f.name for f in fields]
-    fill = {n: (d() if callable(d) else d) for n, d in defaults.items()}
-
-    def value(row: dict, i: int):
-        v = row[names[i]] if names[i] in row else fill[names[i]]
-        return fields[i].db_value(v) if convert[i] else v
-
-    idx = range(len(fields))
-    values = [tuple(value(row, i) for i in idx) for row in rows]
+    names = [f.name for f in given]
+    encode = [(i, f) for i, f in enumerate(given) if isinstance(f, JSONField)]
+    if encode:
+        values = []
+        for row in rows:
+            v = [row[n] for n in names]
+            for i, f in encode:
+                v[i] = f.db_value(v[i])
+            values.append(tuple(v) + tail)
+    else:
+        values = [tuple(row[n] for n in names) + tail for row in rows]
     with db.atomic():
         db.cursor().executemany(sql, values)
 

@@ -91,6 +91,7 @@ class ContainerRow(Base):
     idc = pw.CharField()
     created_t = pw.FloatField()
     task = pw.IntegerField(null=True)  # the task that created it
+    ref = pw.CharField(null=True)  # the runtime's id for it (schema 2)
 
     class Meta:
         table_name = "container"

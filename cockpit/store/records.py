@@ -66,6 +66,7 @@ def template_row(t: Template) -> dict:
         "hardware": t.hardware,
         "image": t.image,
         "strategy": t.strategy,
+        "scoring": [list(x) for x in t.scoring],
         "dependencies": [[d.sid, d.ratio, d.elastic_count] for d in t.dependencies],
         "ecs": None,
     }
@@ -95,6 +96,7 @@ def template(row: TemplateRow) -> Template:
         hardware=spec["hardware"],
         image=spec["image"],
         strategy=spec.get("strategy", "spread"),
+        scoring=tuple((k, float(w)) for k, w in spec.get("scoring", [])),
         dependencies=tuple(Dependency(*d) for d in spec.get("dependencies", [])),
         ecs=EcsSpec(
             idc=ecs["idc"],

@@ -1,10 +1,10 @@
 """Placement as a pipeline: feasibility filters, then scorers, then sequential greedy choice."""
 
-from cockpit.core.placement.filters import check_constraint, parse_amount
+from cockpit.core.constraints import check_constraint, parse_amount, parse_constraint, parse_constraints
 from cockpit.core.placement.greedy import place
 from cockpit.core.placement.plan import Plan
 from cockpit.core.placement.request import STRATEGIES, Request
-from cockpit.core.placement.scorers import SCORER_HELP, check_weights
+from cockpit.core.placement.scorers import SCORER_HELP, check_weights, parse_weights
 from cockpit.core.placement.table import MIB, MILLI, HostTable, cpu_units, mem_units
 
 __all__ = [
@@ -16,6 +16,9 @@ __all__ = [
     "SCORER_HELP",
     "STRATEGIES",
     "check_constraint",
+    "parse_constraint",
+    "parse_constraints",
+    "parse_weights",
     "check_weights",
     "cpu_units",
     "mem_units",

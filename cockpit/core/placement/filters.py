@@ -13,45 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cockpit.core.constraints import NUM_KEYS as _NUM_KEYS
+from cockpit.core.constraints import parse_amount
 from cockpit.core.placement.request import Request
 from cockpit.core.placement.table import MIB, MILLI, HostTable
 from cockpit.domain import Constraint
 
-_UNITS = {"": 1.0, "G": 1.0, "GB": 1.0, "GIB": 1.0, "T": 1024.0, "TB": 1024.0, "TIB": 1024.0, "M": 1 / 1024, "MB": 1 / 1024}
 _STR_KEYS = ("hardware", "idc", "pool", "source", "zone")
-_NUM_KEYS = {"cores": "cores", "cpu": "cores", "memory": "memory", "mem": "memory", "disk": "disk"}
-
-
-def parse_amount(text: str) -> float:
-    """'2T' -> 2048.0 (GB), '512G' -> 512.0, '12' -> 12.0. ValueError otherwise."""
-    s = text.strip().upper()
-    i = len(s)
-    while i and not (s[i - 1].isdigit() or s[i - 1] == "."):
-        i -= 1
-    unit = s[i:].strip()
-    if unit not in _UNITS or not s[:i]:
-        raise ValueError(f"{text!r} is not an amount like 12, 512G or 2T")
-    value = float(s[:i]) * _UNITS[unit]
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite amount")
-    return value
-
-
-def check_constraint(c: Constraint) -> str | None:
-    """Why a constraint can never be evaluated, or None when it is well formed."""
-    if c.key in _NUM_KEYS:
-        values = c.value.split(",") if c.op == "in" else [c.value]
-        for v in values:
-            try:
-                parse_amount(v)
-            except ValueError as e:
-                return str(e)
-    elif c.op in (">=", "<=", ">", "<"):
-        try:
-            float(c.value)
-        except ValueError:
-            return f"{c.op} needs a number, got {c.value!r}"
-    return None
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,26 @@ def check_weights(weights: tuple[tuple[str, float], ...]) -> str | None:
     return None
 
 
+def parse_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """'spread=0.6, label:gen=new=0.3' -> (('spread', 0.6), ('label:gen=new', 0.3)); ValueError."""
+    out = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        name, sep, weight = part.rpartition("=")
+        try:
+            w = float(weight)
+        except ValueError:
+            w = float("nan")
+        if not sep or not name or w != w or abs(w) > 100:
+            raise ValueError(f"{part!r} is not SCORER=WEIGHT (scorers: {SCORER_HELP}; weights -100..100)")
+        out.append((name.strip(), w))
+    why = check_weights(tuple(out))
+    if why:
+        raise ValueError(why)
+    return tuple(out)
+
+
 def jitter(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random(n)
 
