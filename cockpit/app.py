@@ -256,19 +256,31 @@ class CockpitApp(App):
         self.perform("sim.pause", "pause" if paused else "resume", lambda: self.cockpit.set_paused(paused))
 
     def open_hot_event(self) -> None:
-        from cockpit.screens.hot_event import HotEvent, HotEventScreen
+        from cockpit.screens.form import Field, FormScreen
 
-        def chosen(event: HotEvent | None) -> None:
-            if event is None:
+        online = [s.name for s in self.cockpit.world.services if s.kind != "batch"]
+
+        def chosen(values: dict | None) -> None:
+            if values is None:
                 return
-            services, factor, minutes = event
+            services = [x.strip() for x in values["services"].split(",") if x.strip()]
+            try:
+                factor, minutes = float(values["factor"]), int(values["minutes"])
+            except ValueError:
+                self.notify("the multiplier and the minutes must be numbers", severity="error")
+                return
             self.perform(
                 "sim.hot_event",
                 f"Surge {', '.join(services)} x{factor:g} for {minutes} min on the simulated platform.",
                 lambda: self.cockpit.inject_hot_event(services, factor, minutes),
             )
 
-        self.push_screen(HotEventScreen(self.cockpit.world), callback=chosen)
+        self.push_screen(FormScreen(
+            "Hot event: a traffic surge on the simulated platform",
+            [Field("services", "Services (comma-separated)", ",".join(online[:3]), tuple(online)),
+             Field("factor", "Traffic multiplier", "2"), Field("minutes", "Minutes", "60")],
+            submit="Start…",
+        ), callback=chosen)
 
 
 def create_app(cockpit: Cockpit, cfg: Config, engine_factory: Callable[[], Engine] | None = None) -> CockpitApp:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cockpit import config as config_mod
+from cockpit.backends.factory import BackendError
 from cockpit.config import ROLES, Config, ConfigError
 from cockpit.store.db import StoreError, data_dir
 from cockpit.world import WorldError
@@ -82,6 +83,53 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="one JSON object")
     out.add_argument("--yaml", action="store_true", help="the same as YAML")
 
+    ec = sub.add_parser("ecs", help="ECS orders: list, order hosts, pause, resume, cancel, retry")
+    _common(ec, suppress=True)
+    ec_sub = ec.add_subparsers(dest="ecs_command", metavar="ACTION", required=True)
+    ls = ec_sub.add_parser("list", help="the orders, newest first")
+    _common(ls, suppress=True)
+    ls.add_argument("--json", action="store_true")
+    od = ec_sub.add_parser("order", help="order N hosts from a template's ECS settings")
+    _common(od, suppress=True)
+    od.add_argument("--template", type=int, required=True, metavar="SID")
+    od.add_argument("--count", type=_count, required=True, metavar="N")
+    od.add_argument("--pool", metavar="POOL", help="where the hosts go (default: the template's pool)")
+    od.add_argument("--yes", action="store_true", help="do not ask")
+    for verb in ("pause", "resume", "cancel", "retry"):
+        x = ec_sub.add_parser(verb, help=f"{verb} an order")
+        _common(x, suppress=True)
+        x.add_argument("order", type=int, metavar="ORDER")
+        x.add_argument("--yes", action="store_true", help="do not ask")
+
+    po = sub.add_parser("pools", help="pools per IDC: hosts alive and in all, containers, hosts initialising")
+    _common(po, suppress=True)
+    po.add_argument("--json", action="store_true")
+
+    mv = sub.add_parser("move", help="move hosts between pools (their containers are re-placed first)")
+    _common(mv, suppress=True)
+    mv.add_argument("--to", required=True, metavar="POOL", dest="to_pool")
+    mv.add_argument("--from", metavar="POOL", dest="from_pool")
+    mv.add_argument("--idc", metavar="IDC")
+    mv.add_argument("--count", type=_count, metavar="N")
+    mv.add_argument("--host", action="append", default=[], metavar="NAME", help="a host to move (repeatable)")
+    mv.add_argument("--yes", action="store_true", help="do not ask")
+
+    co = sub.add_parser("costs", help="cost per IDC, cluster and pool; prepaid hosts expiring")
+    _common(co, suppress=True)
+    co.add_argument("--json", action="store_true")
+
+    sv = sub.add_parser("serve", help="serve the simulated platform's HTTP faces (the cloud's ECS API)")
+    sv.add_argument("face", choices=["cloud"], help="cloud: ECS's RPC protocol, for the aliyun backend and the SDK")
+    sv.add_argument("--world", metavar="FILE", default=argparse.SUPPRESS, help="world whose cloud IDC to serve")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, default=0, help="port (default: any free one, printed)")
+    sv.add_argument("--latency-ms", type=float, default=0.0, help="time each RunInstances takes")
+    sv.add_argument("--max-in-flight", type=int, default=20, help="calls in flight per account before Throttling.User")
+    sv.add_argument("--rate", type=float, default=None, help="calls per second per account before Throttling")
+    sv.add_argument("--stock", action="append", default=[], metavar="ZONE:TYPE=N", help="override a zone's stock")
+    sv.add_argument("--fault", action="append", default=[], metavar="ACTION:CODE[:STATUS[:TIMES]]",
+                    help="answer with this error (for tests)")
+
     e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
     _common(e, suppress=True)
     _run_opts(e, suppress=True)
@@ -104,6 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return cmd_check(args)
+        if args.command == "serve":
+            return cmd_serve(args)
         cfg = settings(args)
         if args.command == "hosts":
             return cmd_hosts(args, cfg)
@@ -111,11 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_engine(args, cfg)
         if args.command == "plan":
             return cmd_plan(args, cfg)
+        if args.command in ("ecs", "pools", "move", "costs"):
+            from cockpit.cli_hosts import run
+
+            return run(args, cfg)
         return cmd_tui(args, cfg)
     except (WorldError, ConfigError) as e:
         print(str(e), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (StoreError, CliError) as e:
+    except (StoreError, CliError, BackendError) as e:
         print(f"cockpit: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `cockpit hosts | head`: the reader left; that is not an error
@@ -208,6 +262,56 @@ def cmd_plan(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from cockpit import world as world_mod
+    from cockpit.backends.aliyun import Credentials, CredentialsError
+    from cockpit.backends.sim.cloud import Fault, SimCloudModel
+    from cockpit.backends.sim.cloud_http import CloudServer
+
+    w = world_mod.load(getattr(args, "world", None) or world_mod.DEMO_WORLD)
+    faults = []
+    for text in args.fault:
+        parts = text.split(":")
+        try:
+            faults.append(Fault(parts[0], parts[1], int(parts[2]) if len(parts) > 2 else 400,
+                                int(parts[3]) if len(parts) > 3 else 1))
+        except (IndexError, ValueError):
+            raise CliError(f"--fault {text!r}: expected ACTION:CODE[:STATUS[:TIMES]]") from None
+    try:
+        model = SimCloudModel.from_world(w, latency_s=args.latency_ms / 1000, max_in_flight=args.max_in_flight,
+                                         rate_per_s=args.rate, faults=faults)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    for text in args.stock:
+        try:
+            where, n = text.split("=")
+            zone, itype = where.split(":")
+            model.zones[zone].stock[itype] = int(n)
+        except (ValueError, KeyError):
+            raise CliError(f"--stock {text!r}: expected ZONE:TYPE=N with a zone of the world's cloud IDC") from None
+    try:
+        creds = Credentials.from_env()  # the keys the simulated account answers to
+    except CredentialsError as e:
+        raise CliError(str(e)) from None
+    try:
+        server = CloudServer((args.host, args.port), model, {creds.access_key_id: creds.secret})
+    except OSError as e:
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {e.strerror}") from None
+    print(f"sim cloud listening on {server.endpoint} (region {model.region})", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def _log_to_file() -> None:
     try:
         data_dir().mkdir(parents=True, exist_ok=True)
@@ -223,6 +327,9 @@ def _log_to_file() -> None:
 def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session, seed_in_background
 
+    from cockpit.backends.factory import check
+
+    check(cfg.backends)
     seeded = seed_in_background(cfg) if not args.reset else (lambda: None)
     from cockpit.app import create_app
     from cockpit.screens import VIEWS, view_class
@@ -253,6 +360,9 @@ def _app_bindings():
 def cmd_engine(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session
 
+    from cockpit.backends.factory import check
+
+    check(cfg.backends)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     s = open_session(cfg, engine=True, reset=bool(getattr(args, "reset", False)))
     try:

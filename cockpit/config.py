@@ -40,6 +40,8 @@ class Config:
     tick_s: float = 1.0
     theme: str = "textual-dark"
     keys: dict[str, str] = field(default_factory=dict)
+    backends: dict = field(default_factory=dict)  # concern -> settings (see config.schema.json)
+    expiry_warn_days: int = 7
     source: str | None = None  # the config file read, if any
 
 
@@ -74,10 +76,16 @@ def load(path: str | None = None) -> Config:
     if "db" in d:
         db = d["db"]
         cfg.db = db if "://" in db else str((base / os.path.expanduser(db)).resolve())
-    for key in ("readonly", "user", "role", "speed", "tick_s", "theme"):
+    for key in ("readonly", "user", "role", "speed", "tick_s", "theme", "expiry_warn_days"):
         if key in d:
             setattr(cfg, key, d[key])
     cfg.keys = dict(d.get("keys", {}))
+    cfg.backends = dict(d.get("backends", {}))
+    for concern in cfg.backends.values():  # paths in the file are relative to it
+        for key in ("file", "private_key_file", "root_dir"):
+            holder = concern.get("credentials", concern) if key == "file" else concern
+            if key in holder:
+                holder[key] = str((base / os.path.expanduser(holder[key])).resolve())
     return cfg
 
 

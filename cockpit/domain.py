@@ -23,6 +23,7 @@ class Zone:
     name: str
     security_groups: tuple[str, ...]
     vswitches: tuple[str, ...]
+    stock: dict[str, int] = field(default_factory=dict)  # the simulated cloud's stock by instance type
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,20 @@ class EcsSpec:
     zones: tuple[str, ...]
     security_groups: tuple[str, ...]
     vswitches: tuple[str, ...]
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Swap:
+    """Lend `hosts` hosts of an online pool to an offline pool at night; take them back by day."""
+
+    name: str
+    idc: str
+    online_pool: str
+    offline_pool: str
+    hosts: int
+    night_at: str  # local HH:MM
+    day_at: str
 
 
 @dataclass(frozen=True)
@@ -245,6 +260,7 @@ class World:
     autoscaling: tuple[AutoscaleRule, ...]
     traffic: TrafficCurve
     custom_scoring: tuple[tuple[str, float], ...] = ()  # the custom strategy's default weights
+    swaps: tuple[Swap, ...] = ()
     digest: str = ""  # of the file's text
     lines: dict = field(default_factory=dict, compare=False, repr=False)  # path -> line, for messages
 

@@ -34,7 +34,22 @@ class Session:
         from cockpit.engine.engine import Engine
 
         if self.engine is None:
-            self.engine = Engine(self.db, self.world, speed=self.cfg.speed, tick_s=self.cfg.tick_s)
+            from cockpit.backends.factory import make_cloud, make_init
+            from cockpit.engine.ecs import DrainSettings
+            from cockpit.store.db import data_dir
+            from cockpit.store.models import HostRow
+
+            b = self.cfg.backends
+            known = [(h.instance_id, h.zone, h.charge_type) for h in HostRow.select().where(
+                HostRow.instance_id.is_null(False) & HostRow.released_t.is_null())]
+            cloud_cfg = b.get("cloud", {})
+            init_backend, init_settings = make_init(b.get("init", {}), self.world, data_dir())
+            self.engine = Engine(
+                self.db, self.world, speed=self.cfg.speed, tick_s=self.cfg.tick_s,
+                cloud=make_cloud(cloud_cfg, self.world, known),
+                drain=DrainSettings(batch=cloud_cfg.get("batch", 20), max_in_flight=cloud_cfg.get("max_in_flight", 20)),
+                init=init_backend, init_settings=init_settings, expiry_warn_days=self.cfg.expiry_warn_days,
+            )
         return self.engine
 
     def close(self) -> None:

@@ -33,6 +33,7 @@ from cockpit.domain import (
     Pool,
     Registry,
     Service,
+    Swap,
     Template,
     Traffic,
     TrafficCurve,
@@ -240,6 +241,16 @@ def _cross_check(doc: Document) -> list[Problem]:
             ti = sids[cycle[0]]
             bad(("templates", ti, "dependencies"), str(CycleError(cycle)))
 
+    for wi, w in enumerate(d.get("swaps", [])):
+        p = ("swaps", wi)
+        ref(p + ("idc",), w["idc"], idcs, "IDC")
+        for key in ("online_pool", "offline_pool"):
+            ref(p + (key,), w[key], pools, "pool")
+        if w["online_pool"] == w["offline_pool"]:
+            bad(p + ("offline_pool",), "online and offline pools must differ")
+        if w["night_at"] == w["day_at"]:
+            bad(p + ("day_at",), "day_at and night_at must differ")
+
     def scoring(path, weights: dict) -> None:
         if not weights:
             bad(path, "expected at least one scorer with a weight")
@@ -366,6 +377,7 @@ def _build(doc: Document) -> World:
                     zones=tuple(ecs["zones"]),
                     security_groups=tuple(ecs["security_groups"]),
                     vswitches=tuple(ecs["vswitches"]),
+                    labels={k: _label(v) for k, v in ecs.get("labels", {}).items()},
                 )
                 if ecs
                 else None,
@@ -377,6 +389,10 @@ def _build(doc: Document) -> World:
         start=_ts(d["start"]),
         source=doc.file,
         custom_scoring=tuple((k, float(v)) for k, v in d.get("custom_scoring", {}).items()),
+        swaps=tuple(
+            Swap(w["name"], w["idc"], w["online_pool"], w["offline_pool"], w["hosts"], w["night_at"], w["day_at"])
+            for w in d.get("swaps", [])
+        ),
         digest=doc.digest,
         lines=doc.lines,
         idcs=tuple(
@@ -385,7 +401,8 @@ def _build(doc: Document) -> World:
                 kind=i["kind"],
                 region=i.get("region"),
                 zones=tuple(
-                    Zone(z["name"], tuple(z["security_groups"]), tuple(z["vswitches"])) for z in i.get("zones", [])
+                    Zone(z["name"], tuple(z["security_groups"]), tuple(z["vswitches"]), dict(z.get("stock", {})))
+                    for z in i.get("zones", [])
                 ),
             )
             for i in d["idcs"]

@@ -172,3 +172,43 @@ def test_plan_bad_input_exits_2_with_one_line(demo_db, args, message):
     r = run("plan", "--db", demo_db, *args)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_cloud_without_its_keys_is_named_before_anything_starts(tmp_path):
+    import os
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("backends: {cloud: {kind: aliyun, endpoint: '127.0.0.1:9'}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALIBABA_CLOUD")}
+    r = subprocess.run([sys.executable, "-m", "cockpit", "--config", str(cfg), "engine"], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert r.returncode == 2
+    assert "backends.cloud: cloud credentials: environment variable ALIBABA_CLOUD_ACCESS_KEY_ID and " \
+           "ALIBABA_CLOUD_ACCESS_KEY_SECRET not set" in r.stderr
+
+
+def test_plain_http_to_a_remote_cloud_is_refused(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("backends: {cloud: {kind: aliyun, endpoint: ecs.aliyuncs.com, protocol: http}}\n")
+    r = run("--config", str(cfg), "engine", ALIBABA_CLOUD_ACCESS_KEY_ID="k", ALIBABA_CLOUD_ACCESS_KEY_SECRET="s")
+    assert r.returncode == 2 and "plain http is only for a loopback endpoint" in r.stderr
+    assert "\ns\n" not in r.stderr
+
+
+def test_ecs_orders_and_moves_from_the_command_line(demo_db):
+    r = run("ecs", "order", "--db", demo_db, "--template", "101", "--count", "10")
+    assert r.returncode == 2 and "confirm with --yes" in r.stderr
+    r = run("ecs", "order", "--db", demo_db, "--template", "101", "--count", "10", "--yes")
+    assert r.returncode == 0 and "ECS order 1: 10 x ecs.c6.4xlarge" in r.stdout
+    r = run("ecs", "list", "--db", demo_db, "--json")
+    (order,) = json.loads(r.stdout)
+    assert (order["count"], order["state"]) == (10, "queued")
+    r = run("ecs", "cancel", "7", "--db", demo_db, "--yes")
+    assert r.returncode == 2 and "no ECS order 7" in r.stderr
+    r = run("--readonly", "move", "--db", demo_db, "--to", "shared", "--from", "feed-web", "--count", "2", "--yes")
+    assert r.returncode == 2 and "read-only" in r.stderr
+    r = run("pools", "--db", demo_db, "--json")
+    pools = json.loads(r.stdout)
+    assert {"pool": "shared", "idc": "tucheng"}.items() <= next(p for p in pools if p["pool"] == "shared" and p["idc"] == "tucheng").items()
+    r = run("costs", "--db", demo_db, "--json")
+    assert len(json.loads(r.stdout)["expiring"]) == 40

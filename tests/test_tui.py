@@ -160,7 +160,7 @@ async def test_a_hot_event_asks_first_and_is_audited(demo_db):
         await until(pilot, lambda: table_keys(app))
         await pilot.press("h")
         await pilot.pause(0.2)
-        await pilot.click("#start")
+        await pilot.click("#submit")
         await pilot.pause(0.2)
         assert "Start a hot event" in screen_text(app)
         await pilot.press("n")  # backed out: nothing happens
@@ -168,7 +168,7 @@ async def test_a_hot_event_asks_first_and_is_audited(demo_db):
         assert TaskRow.select().count() == 0
         await pilot.press("h")
         await pilot.pause(0.2)
-        await pilot.click("#start")
+        await pilot.click("#submit")
         await pilot.pause(0.2)
         await pilot.press("y")
         await until(pilot, lambda: TaskRow.select().count() == 1)

@@ -143,13 +143,21 @@ def test_apply_is_refused_in_read_only_mode_and_audited(session):
     assert TaskRow.select().count() == 0
 
 
-def test_a_version_1_store_upgrades_to_version_2(tmp_path):
+def test_a_version_1_store_upgrades_in_place(tmp_path):
     path = str(tmp_path / "old.db")
     db = open_store(path)
     ContainerRow.insert(service="feed", host=1, idc="a", created_t=0).execute()
+    # take the store back to schema 1: what versions 2 and 3 added goes
     db.execute_sql("ALTER TABLE container DROP COLUMN ref")
+    db.execute_sql("DROP INDEX host_status")
+    for column in ("init_task", "order", "expiry_warned"):
+        db.execute_sql(f'ALTER TABLE host DROP COLUMN "{column}"')
+    for table in ("ecs_order", "ecs_call", "pool_move"):
+        db.execute_sql(f"DROP TABLE {table}")
     db.execute_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
     db = open_store(path)
     assert "ref" in [c.name for c in db.get_columns("container")]
+    assert {"init_task", "order", "expiry_warned"} <= {c.name for c in db.get_columns("host")}
+    assert db.table_exists("ecs_order") and db.table_exists("pool_move")
     assert ContainerRow.select().count() == 1

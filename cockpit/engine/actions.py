@@ -22,6 +22,15 @@ ACTIONS: dict[str, Action] = {
         Action("sim.pause", "Pause or resume the platform clock", "operator", False),
         Action("sim.hot_event", "Start a hot event (simulated traffic surge)", "operator", True),
         Action("plan.apply", "Scale: apply a plan", "operator", True),
+        Action("ecs.order", "Order ECS hosts", "operator", True),
+        Action("ecs.pause", "Pause an ECS order", "operator", False),
+        Action("ecs.resume", "Resume an ECS order", "operator", False),
+        Action("ecs.cancel", "Cancel an ECS order", "operator", True),
+        Action("ecs.retry", "Retry an ECS order", "operator", True),
+        Action("pool.move", "Move hosts between pools", "operator", True),
+        Action("host.release", "Release cloud hosts", "admin", True),
+        Action("host.renew", "Renew prepaid hosts", "operator", True),
+        Action("init.retry", "Initialise failed hosts again", "operator", False),
     )
 }
 

@@ -18,18 +18,22 @@ import numpy as np
 import peewee as pw
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from cockpit.backends.base import ContainerRuntime, HostHealth, Telemetry
+from cockpit.backends.base import Cloud, ContainerRuntime, HostHealth, HostInit, Telemetry
+from cockpit.backends.factory import InitSettings, init_target
 from cockpit.backends.sim.clock import SimClock
 from cockpit.backends.sim.platform import SimContainers, SimHostHealth, SimTelemetry
 from cockpit.core import load, traffic
+from cockpit.core.schedule import crossings
 from cockpit.domain import HotEvent, World
 from cockpit.engine import journal
+from cockpit.engine.ecs import DrainSettings, EcsDrainer, add_months
+from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import Lease
 from cockpit.engine.seed import SAMPLE_S, metric_row
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import run_queued
 from cockpit.store.db import get_meta
-from cockpit.store.models import ClockRow, EventRow, HostRow, LiveRow, MetricRow, TaskRow
+from cockpit.store.models import ClockRow, EventRow, HostRow, LiveRow, MetricRow, PoolMoveRow, TaskRow
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,11 @@ class Engine:
         telemetry: Telemetry | None = None,
         health: HostHealth | None = None,
         runtime: ContainerRuntime | None = None,
+        cloud: Cloud | None = None,
+        drain: DrainSettings | None = None,
+        init: HostInit | None = None,
+        init_settings: InitSettings | None = None,
+        expiry_warn_days: int = 7,
     ):
         self.db = db
         self.world = world
@@ -60,6 +69,14 @@ class Engine:
         self.telemetry = telemetry or SimTelemetry(world)
         self.health = health or SimHostHealth(world)
         self.runtime = runtime or SimContainers()
+        self.cloud = cloud
+        self.drain_settings = drain or DrainSettings()
+        self.init_backend = init
+        self.init_settings = init_settings or InitSettings()
+        self.expiry_warn_days = expiry_warn_days
+        self.drainer: EcsDrainer | None = None
+        self.writer: StatusWriter | None = None
+        self.init_runner: InitRunner | None = None
         self.speed_override = speed
         self.active = False
         self.last_error: str | None = None
@@ -97,6 +114,33 @@ class Engine:
         self.active = True
         self.last_error = None
         journal.event(row.t, "info", "engine", "engine", f"engine active on {self.lease.host}:{self.lease.pid}")
+        self._start_workers()
+
+    def platform_now(self) -> float:
+        assert self.clock is not None
+        return self.clock.now(self.real_clock())
+
+    def _start_workers(self) -> None:
+        """The queues that run beside the tick: ECS orders and host initialisation."""
+        if self.cloud is not None:
+            self.drainer = EcsDrainer(self.db, self.cloud, self.world, self.drain_settings,
+                                      platform_now=self.platform_now, seed=self.world.seed)
+            self.drainer.start()
+        if self.init_backend is not None:
+            self.writer = StatusWriter(self.db, self.platform_now)
+            self.init_runner = InitRunner(self.db, self.init_backend, self.writer, batch=self.init_settings.batch,
+                                          timeout_s=self.init_settings.timeout_s,
+                                          target=init_target(self.world, self.init_settings))
+            self.init_runner.recover()
+
+    def _stop_workers(self) -> None:
+        if self.drainer is not None:
+            self.drainer.stop()
+            self.drainer = None
+        if self.writer is not None:
+            self.writer.stop()
+            self.writer = None
+        self.init_runner = None
 
     def _load_state(self) -> None:
         self._version = get_meta("platform_version")
@@ -129,7 +173,8 @@ class Engine:
                 if get_meta("platform_version") != self._version:
                     self._load_state()
                 now = self.clock.now(real)
-                scaled = run_queued(now, self.runtime)
+                self._schedules(self._last_t, now)
+                scaled = run_queued(now, self.runtime, self.cloud, lambda t, n: add_months(t, n, self.world))
                 if scaled:
                     self._load_state()
                 changed = self._advance(now, force=scaled)
@@ -138,6 +183,7 @@ class Engine:
                 ).where(ClockRow.id == 1).execute()
         if lost:
             self.active = False
+            self._stop_workers()
             log.warning("engine lease lost; standing by")
             journal.event(self._last_t, "warn", "engine", "engine", "engine lease lost: another engine took over")
             return False
@@ -184,6 +230,49 @@ class Engine:
             for i in change.up.tolist():
                 h = st.hosts[i]
                 journal.event(now, "info", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) back")
+
+    def _schedules(self, last: float, now: float) -> None:
+        """What the platform clock sets off: the day/night swaps, and prepaid hosts expiring."""
+        if now <= last:
+            return
+        tz = self.world.traffic.tz
+        for sw in self.world.swaps:
+            for _ in crossings(last, now, sw.night_at, tz)[-1:]:
+                self._queue("pool_move", f"swap:{sw.name}", {
+                    "idc": sw.idc, "from_pool": sw.online_pool, "to_pool": sw.offline_pool, "count": sw.hosts,
+                    "reason": sw.name, "stop_batch": False}, now)
+            for _ in crossings(last, now, sw.day_at, tz)[-1:]:
+                lent = self._lent(sw.name, sw.offline_pool)
+                if lent:
+                    self._queue("pool_move", f"swap:{sw.name}", {
+                        "hosts": lent, "to_pool": sw.online_pool, "reason": sw.name, "stop_batch": True}, now)
+        warn_until = now + self.expiry_warn_days * 86400
+        alive = HostRow.released_t.is_null() & HostRow.expires_t.is_null(False)
+        for h in HostRow.select().where(alive & (HostRow.expires_t <= warn_until) & (HostRow.expiry_warned == False)):  # noqa: E712
+            days = max((h.expires_t - now) / 86400, 0)
+            journal.event(now, "warn", "cost", h.name,
+                          f"{h.charge_type} host {h.name} expires in {days:.1f} days: renew it or it is released")
+            HostRow.update(expiry_warned=True).where(HostRow.id == h.id).execute()
+        expired = [h.name for h in HostRow.select(HostRow.name).where(alive & (HostRow.expires_t <= now))]
+        pending = {n for t in TaskRow.select().where((TaskRow.kind == "release") & (TaskRow.state == "queued"))
+                   for n in t.spec["hosts"]}
+        fresh = [n for n in expired if n not in pending]
+        if fresh:
+            self._queue("release", "engine:expiry", {"hosts": fresh, "reason": "expired, not renewed", "force": True}, now)
+
+    def _lent(self, swap: str, offline_pool: str) -> list[str]:
+        """Hosts the swap's last night move lent that are still in the offline pool."""
+        last = (PoolMoveRow.select(pw.fn.MAX(PoolMoveRow.task))
+                .where((PoolMoveRow.reason == swap) & (PoolMoveRow.to_pool == offline_pool)).scalar())
+        if last is None:
+            return []
+        names = [m.host for m in PoolMoveRow.select().where(PoolMoveRow.task == last)]
+        return [h.name for h in HostRow.select(HostRow.name).where(
+            HostRow.name.in_(names) & (HostRow.pool == offline_pool) & HostRow.released_t.is_null())]
+
+    def _queue(self, kind: str, actor: str, spec: dict, now: float) -> None:
+        TaskRow.insert(kind=kind, state="queued", spec=spec, actor=actor, created_t=now, updated_t=now,
+                       real_created=self.real_clock()).execute()
 
     def _hot_events(self, now: float, last: float) -> list[HotEvent]:
         """Injected hot events still running; announce any event (world or injected) that starts or ends."""
@@ -237,6 +326,9 @@ class Engine:
                       max_instances=1, coalesce=True, next_run_time=first)
         sched.add_job(self._job_tick, "interval", seconds=self.tick_s, id="tick",
                       max_instances=1, coalesce=True, next_run_time=first)
+        # The queues work in their own threads; these jobs only nudge them to look for new work.
+        sched.add_job(self._job_queues, "interval", seconds=1.0, id="queues",
+                      max_instances=1, coalesce=True, next_run_time=first)
         sched.start()
         self._scheduler = sched
 
@@ -246,12 +338,22 @@ class Engine:
     async def _job_tick(self) -> None:
         await asyncio.to_thread(self.tick)
 
+    async def _job_queues(self) -> None:
+        if self.drainer is not None:
+            self.drainer.kick()
+        if self.init_runner is not None:
+            try:
+                await asyncio.to_thread(self.init_runner.kick)
+            except pw.PeeweeException as e:
+                self._failed(e)
+
     def stop(self) -> None:
         """Stop ticking and hand the lease back."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         with self._lock:
+            self._stop_workers()
             if self.active:
                 self.active = False
                 try:

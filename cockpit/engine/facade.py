@@ -18,6 +18,7 @@ from cockpit.config import Config
 from cockpit.domain import Host, ScopeStats, World
 from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
+from cockpit.engine.facade_hosts import HostsFacade
 from cockpit.engine.lease import current_holder
 from cockpit.store import records
 from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow, TemplateRow
@@ -144,7 +145,7 @@ def _nothing_to_apply() -> str:
     raise ValueError("nothing to apply: no container of the plan fits")
 
 
-class Cockpit:
+class Cockpit(HostsFacade):
     def __init__(
         self,
         cfg: Config,
@@ -228,25 +229,24 @@ class Cockpit:
         from cockpit.engine.state import current_table
 
         table, _, rows = current_table()
-        hosts = [records.host(r) for r in rows]
         out = []
-        for i, (h, r) in enumerate(zip(hosts, rows)):
+        for i, r in enumerate(rows):
             per = {table.services[j]: int(n) for j, n in enumerate(table.counts[i]) if n}
             out.append(
                 HostView(
-                    name=h.name,
-                    idc=h.idc,
-                    pool=h.pool,
-                    hardware=h.hardware,
-                    cores=h.cores,
-                    memory_gb=h.memory_gb,
-                    disk_gb=h.disk_gb,
-                    labels=h.labels,
-                    source=h.source,
-                    zone=h.zone,
-                    charge_type=h.charge_type,
-                    alive=h.alive,
-                    status=r.status,
+                    name=r["name"],
+                    idc=r["idc"],
+                    pool=r["pool"],
+                    hardware=r["hardware"],
+                    cores=r["cores"],
+                    memory_gb=r["memory_gb"],
+                    disk_gb=r["disk_gb"],
+                    labels=r["labels"],
+                    source=r["source"],
+                    zone=r["zone"],
+                    charge_type=r["charge_type"],
+                    alive=r["alive"],
+                    status=r["status"],
                     containers=sum(per.values()),
                     cpu_alloc=int(table.cpu_used[i]) / MILLI,
                     mem_alloc=int(table.mem_used[i]) / MIB,

@@ -33,11 +33,11 @@ def layout_from(hosts: list[Host], services: list[Service], counts: np.ndarray) 
     )
 
 
-def current_table() -> tuple[HostTable, dict[str, Service], list[HostRow]]:
+def current_table() -> tuple[HostTable, dict[str, Service], list[dict]]:
     """The platform now as the planner sees it: hosts in service with their containers; the
-    services by name; and the host rows (in the table's order)."""
+    services by name; and the host rows as dicts (in the table's order)."""
     services = {r.name: records.service(r) for r in ServiceRow.select().order_by(ServiceRow.name)}
-    rows = list(HostRow.select().where(HostRow.released_t.is_null()).order_by(HostRow.id))
+    rows = list(HostRow.select().where(HostRow.released_t.is_null()).order_by(HostRow.id).dicts())
     hosts = [records.host(r) for r in rows]
     pairs = [(h, s) for h, s in ContainerRow.select(ContainerRow.host, ContainerRow.service).tuples() if s in services]
     return HostTable.build(hosts, services.values(), pairs), services, rows
@@ -60,8 +60,8 @@ class PlatformState:
         return cls(
             hosts=hosts,
             host_ids=table.ids,
-            alive=np.array([r.alive for r in rows], dtype=bool),
-            down_until=np.array([r.down_until_t if r.down_until_t is not None else np.nan for r in rows]),
+            alive=np.array([r["alive"] for r in rows], dtype=bool),
+            down_until=np.array([r["down_until_t"] if r["down_until_t"] is not None else np.nan for r in rows]),
             services=services,
             layout=layout_from(hosts, services, table.counts),
         )

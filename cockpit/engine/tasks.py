@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from cockpit.backends.base import ContainerRuntime
+from cockpit.backends.base import Cloud, ContainerRuntime
 from cockpit.core.placement import HostTable, Request, place
 from cockpit.core.placement.filters import room, screen
 from cockpit.domain import Constraint
@@ -92,19 +92,41 @@ def _take(t: HostTable, r: Request, col: int, i: int, k: int) -> None:
     t.counts[i, col] += np.int32(k)
 
 
-def run_queued(now: float, runtime: ContainerRuntime) -> bool:
-    """Apply every queued scale task, oldest first. True when any ran."""
+def run_queued(now: float, runtime: ContainerRuntime, cloud: Cloud | None = None, add_months=None) -> bool:
+    """Apply every queued task (scale, pool moves, releases, renewals), oldest first, each all or
+    nothing. True when any ran."""
+    from cockpit.engine.pools import MoveError, move_hosts, release_hosts, renew_hosts
+
     ran = False
-    for task in TaskRow.select().where((TaskRow.kind == "scale") & (TaskRow.state == "queued")).order_by(TaskRow.id):
+    tasks = TaskRow.select().where(TaskRow.kind.in_(KINDS) & (TaskRow.state == "queued")).order_by(TaskRow.id)
+    for task in tasks:
         ran = True
         try:
-            result = apply_scale(task, now, runtime)
-        except (KeyError, ValueError) as e:  # a service or host the task names is gone
+            with TaskRow._meta.database.atomic():  # a savepoint: a failed task leaves nothing behind
+                if task.kind == "scale":
+                    result = apply_scale(task, now, runtime)
+                elif task.kind == "pool_move":
+                    result = move_hosts(task.spec, task.actor, now, runtime, task.id)
+                elif task.kind == "release":
+                    result = release_hosts(task.spec, task.actor, now, runtime, _need(cloud))
+                else:
+                    result = renew_hosts(task.spec, task.actor, now, _need(cloud), add_months)
+        except (KeyError, ValueError, MoveError) as e:
             TaskRow.update(state="failed", reason=str(e), updated_t=now).where(TaskRow.id == task.id).execute()
-            journal.event(now, "error", "task", f"task {task.id}", f"scale task {task.id} failed: {e}")
+            journal.event(now, "error", "task", f"task {task.id}", f"{task.kind} task {task.id} failed: {e}")
             continue
         TaskRow.update(state="done", progress=result, updated_t=now).where(TaskRow.id == task.id).execute()
-        summary = ", ".join(f"{s} +{v['placed']}" + (f" ({v['lost']} did not fit)" if v["lost"] else "")
-                            for s, v in result.items())
-        journal.event(now, "info", "task", f"task {task.id}", f"scale task {task.id} by {task.actor}: {summary}")
+        if task.kind == "scale":
+            summary = ", ".join(f"{s} +{v['placed']}" + (f" ({v['lost']} did not fit)" if v["lost"] else "")
+                                for s, v in result.items())
+            journal.event(now, "info", "task", f"task {task.id}", f"scale task {task.id} by {task.actor}: {summary}")
     return ran
+
+
+KINDS = ("scale", "pool_move", "release", "renew")
+
+
+def _need(cloud: Cloud | None) -> Cloud:
+    if cloud is None:
+        raise ValueError("no cloud backend is configured")
+    return cloud

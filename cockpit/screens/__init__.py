@@ -9,6 +9,8 @@ VIEWS: dict[str, tuple[str, str]] = {
     "dashboard": ("cockpit.screens.dashboard", "DashboardScreen"),
     "hosts": ("cockpit.screens.hosts", "HostsScreen"),
     "plan": ("cockpit.screens.plan", "PlanScreen"),
+    "ecs": ("cockpit.screens.ecs", "EcsScreen"),
+    "costs": ("cockpit.screens.costs", "CostsScreen"),
     "events": ("cockpit.screens.events", "EventsScreen"),
     "audit": ("cockpit.screens.audit", "AuditScreen"),
 }

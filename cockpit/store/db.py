@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
@@ -26,8 +27,20 @@ def _v2_container_ref(db: pw.Database, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_column("container", "ref", pw.CharField(null=True)))
 
 
+def _v3_hosts_orders_moves(db: pw.Database, migrator: SchemaMigrator) -> None:
+    from cockpit.store.models import EcsCallRow, EcsOrderRow, PoolMoveRow
+
+    migrate(
+        migrator.add_column("host", "init_task", pw.CharField(null=True)),
+        migrator.add_column("host", "order", pw.IntegerField(null=True)),
+        migrator.add_column("host", "expiry_warned", pw.BooleanField(default=False)),
+        migrator.add_index("host", ("status",), False),
+    )
+    db.create_tables([EcsOrderRow, EcsCallRow, PoolMoveRow])
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
-MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref}
+MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves}
 
 
 class StoreError(Exception):
@@ -60,6 +73,9 @@ def _sqlite(path: str) -> pw.SqliteDatabase:
         },
         timeout=BUSY_TIMEOUT_MS / 1000,
         check_same_thread=False,
+        # A transaction that reads, then writes, fails at once (not after the busy timeout) if
+        # another connection wrote in between: take the write lock when the transaction begins.
+        lock_type="IMMEDIATE",
     )
 
 
@@ -103,6 +119,7 @@ def ensure_schema(db: pw.Database) -> None:
         if version is None:
             db.create_tables(ALL_MODELS, safe=True)
             Meta.replace(key="schema_version", value=str(SCHEMA_VERSION)).execute()
+            Meta.replace(key="store_id", value=uuid.uuid4().hex[:12]).execute()
             return
         if version > SCHEMA_VERSION:
             raise StoreError(
@@ -113,7 +130,9 @@ def ensure_schema(db: pw.Database) -> None:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             MIGRATIONS[target](db, migrator)
             Meta.replace(key="schema_version", value=str(target)).execute()
-        db.create_tables(ALL_MODELS, safe=True)  # tables added since need no hand-written step
+        db.create_tables(ALL_MODELS, safe=True)
+        if Meta.get_or_none(Meta.key == "store_id") is None:
+            Meta.replace(key="store_id", value=uuid.uuid4().hex[:12]).execute()
 
 
 def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:

@@ -62,9 +62,12 @@ class HostRow(Base):
     released_t = pw.FloatField(null=True, index=True)
     alive = pw.BooleanField(default=True)
     down_until_t = pw.FloatField(null=True)
-    status = pw.CharField(default="ready")  # pending | initialising | ready | failed | timed_out
-    status_detail = pw.TextField(null=True)
+    status = pw.CharField(default="ready", index=True)  # pending | initialising | ready | failed | timed_out
+    status_detail = pw.TextField(null=True)  # on failure: the message
     instance_id = pw.CharField(null=True, unique=True)
+    init_task = pw.CharField(null=True)  # the initialisation task running, or the one that failed (schema 3)
+    order = pw.IntegerField(null=True)  # the ECS order that created it (schema 3)
+    expiry_warned = pw.BooleanField(default=False)  # the expiry warning was given (schema 3)
 
     class Meta:
         table_name = "host"
@@ -209,6 +212,77 @@ class LeaseRow(Base):
         table_name = "lease"
 
 
+class EcsOrderRow(Base):
+    """A request for N cloud hosts, drained by the engine a batch at a time."""
+
+    sid = pw.IntegerField()  # the template
+    service = pw.CharField()
+    idc = pw.CharField()
+    pool = pw.CharField()  # where the new hosts go
+    count = pw.IntegerField()
+    created = pw.IntegerField(default=0)
+    instance_type = pw.CharField()
+    image_id = pw.CharField()
+    hardware = pw.CharField()
+    charge_type = pw.CharField()  # payg | monthly | yearly
+    price = pw.FloatField()
+    labels = JSONField(default=dict)
+    options = JSONField()  # [[zone, vswitch, security group], ...] in priority order
+    option = pw.IntegerField(default=0)  # the one in use
+    fallbacks = JSONField(default=list)  # [{from, to, code, message, real_t}]
+    state = pw.CharField(index=True)  # queued | running | paused | done | failed | cancelled
+    reason = pw.TextField(null=True)
+    next_seq = pw.IntegerField(default=1)
+    actor = pw.CharField()
+    created_t = pw.FloatField()  # platform time
+    real_created = pw.FloatField()
+    real_finished = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "ecs_order"
+
+
+class EcsCallRow(Base):
+    """One RunInstances call: written before it is made, so a restart re-makes it with the same token."""
+
+    order = pw.IntegerField(index=True)
+    seq = pw.IntegerField()
+    token = pw.CharField(unique=True)
+    amount = pw.IntegerField()
+    min_amount = pw.IntegerField()
+    option = pw.IntegerField()
+    zone = pw.CharField()
+    vswitch = pw.CharField()
+    security_group = pw.CharField()
+    state = pw.CharField(index=True)  # in_flight | retry | ok | failed
+    attempts = pw.IntegerField(default=1)
+    not_before_real = pw.FloatField(default=0.0)
+    instance_ids = JSONField(default=list)
+    error_code = pw.CharField(null=True)
+    error_message = pw.TextField(null=True)
+    real_started = pw.FloatField()
+    real_finished = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "ecs_call"
+
+
+class PoolMoveRow(Base):
+    """A host moved from one pool to another: by whom, why, and when."""
+
+    host = pw.CharField(index=True)
+    from_pool = pw.CharField()
+    to_pool = pw.CharField()
+    t = pw.FloatField()
+    reason = pw.CharField()  # "move", "shrink", "borrow", or a swap's name
+    actor = pw.CharField()
+    containers_moved = pw.IntegerField(default=0)
+    task = pw.IntegerField(null=True)
+
+    class Meta:
+        table_name = "pool_move"
+
+
 ALL_MODELS = [
     Meta,
     PoolRow,
@@ -223,4 +297,7 @@ ALL_MODELS = [
     LiveRow,
     ClockRow,
     LeaseRow,
+    EcsOrderRow,
+    EcsCallRow,
+    PoolMoveRow,
 ]

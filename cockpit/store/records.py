@@ -81,6 +81,7 @@ def template_row(t: Template) -> dict:
             "zones": list(e.zones),
             "security_groups": list(e.security_groups),
             "vswitches": list(e.vswitches),
+            "labels": e.labels,
         }
     return {"sid": t.sid, "name": t.name, "service": t.service, "spec": spec}
 
@@ -111,28 +112,19 @@ def template(row: TemplateRow) -> Template:
             zones=tuple(ecs["zones"]),
             security_groups=tuple(ecs["security_groups"]),
             vswitches=tuple(ecs["vswitches"]),
+            labels=dict(ecs.get("labels", {})),
         )
         if ecs
         else None,
     )
 
 
-def host(row: HostRow) -> Host:
-    return Host(
-        id=row.id,
-        name=row.name,
-        idc=row.idc,
-        pool=row.pool,
-        group=row.group,
-        hardware=row.hardware,
-        cores=row.cores,
-        memory_gb=row.memory_gb,
-        disk_gb=row.disk_gb,
-        labels=row.labels,
-        source=row.source,
-        zone=row.zone,
-        charge_type=row.charge_type,
-        price=row.price,
-        alive=row.alive,
-        status=row.status,
-    )
+_HOST_FIELDS = ("id", "name", "idc", "pool", "group", "hardware", "cores", "memory_gb", "disk_gb", "labels", "source",
+                "zone", "charge_type", "price", "alive", "status")
+
+
+def host(row: HostRow | dict) -> Host:
+    """From a model or from a row of HostRow.select().dicts() (several times faster for thousands)."""
+    if isinstance(row, dict):
+        return Host(**{k: row[k] for k in _HOST_FIELDS})
+    return Host(**{k: getattr(row, k) for k in _HOST_FIELDS})

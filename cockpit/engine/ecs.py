@@ -1,0 +1,320 @@
+"""Draining the ECS order queue: RunInstances a batch at a time, as fast as the limits allow.
+
+Every call is written to the store (with its ClientToken) before it is made, and its answer is
+written with the hosts it created in one transaction. A drainer that dies mid-call is replaced
+by one that finds the call still `in_flight` and makes it again with the same token: the cloud
+answers with the instances it already made, so nothing is created twice and nothing is lost.
+
+The drainer is a thread with its own pool of callers: completions start the next calls at
+once, so the APScheduler job that kicks it is not a floor on the drain rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import datetime
+
+import peewee as pw
+
+from cockpit.backends.base import Cloud, CloudError, RunRequest
+from cockpit.core.ecs_queue import MAX_ATTEMPTS, Kind, Option, backoff, classify, client_token, next_option
+from cockpit.domain import World
+from cockpit.engine import journal
+from cockpit.store.db import bulk_insert, get_meta, set_meta
+from cockpit.store.models import EcsCallRow, EcsOrderRow, HostRow
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("queued", "running")
+CHARGE = {"payg": ("PostPaid", None), "monthly": ("PrePaid", 1), "yearly": ("PrePaid", 12)}
+
+
+@dataclass(frozen=True)
+class DrainSettings:
+    batch: int = 20  # instances per call, at most
+    max_in_flight: int = 20  # calls in flight per account, at most
+    poll_s: float = 1.0  # how often an idle drainer looks for work by itself
+
+
+@dataclass(frozen=True)
+class _Call:
+    id: int
+    order: int
+    req: RunRequest
+    option: int
+    attempts: int
+
+
+def add_months(t: float, months: int, world: World) -> float:
+    """The same local date and time `months` later (the 31st becomes the month's last day)."""
+    d = datetime.fromtimestamp(t, world.traffic.tz)
+    m = d.month - 1 + months
+    year, month = d.year + m // 12, m % 12 + 1
+    for day in (d.day, 30, 29, 28):
+        try:
+            return d.replace(year=year, month=month, day=day).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(t)
+
+
+class EcsDrainer:
+    def __init__(
+        self,
+        db: pw.Database,
+        cloud: Cloud,
+        world: World,
+        settings: DrainSettings = DrainSettings(),
+        *,
+        platform_now: Callable[[], float] = time.time,
+        real_clock: Callable[[], float] = time.time,
+        seed: int = 0,
+    ):
+        self.db = db
+        self.cloud = cloud
+        self.world = world
+        self.settings = settings
+        self.platform_now = platform_now
+        self.real_clock = real_clock
+        self.store_id = get_meta("store_id") or "store"
+        self.region = next((i.region for i in world.idcs if i.kind == "cloud"), None) or ""
+        self._rng = random.Random(seed)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._throttled_until = 0.0
+        self._throttles = 0
+
+    # --- running --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="ecs-drainer", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def kick(self) -> None:
+        """New work may be waiting (an order placed, resumed, retried): look now."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        try:
+            self.drain(until=self._stop.is_set)
+        except Exception:  # noqa: BLE001 - the drainer must not die silently in a thread
+            log.exception("ECS drainer stopped")
+
+    def drain(self, until: Callable[[], bool]) -> None:
+        """Work the queue until `until()` holds (benchmarks and tests call this directly)."""
+        self._recover()
+        inflight: dict[Future, _Call] = {}
+        with ThreadPoolExecutor(self.settings.max_in_flight, thread_name_prefix="ecs-call") as pool:
+            while True:
+                stopping = until()
+                self._launch(pool, inflight, stopping)
+                if not inflight:
+                    if stopping:
+                        return
+                    self._wake.wait(timeout=self._idle_wait())
+                    self._wake.clear()
+                    continue
+                done, _ = wait(list(inflight), timeout=self.settings.poll_s, return_when=FIRST_COMPLETED)
+                if done:
+                    results = [(inflight.pop(f), f.result()) for f in done]
+                    # Failures first: they may move an order to its next zone. Then the next calls
+                    # go out, and the answers that made hosts are written while those are in flight
+                    # (until written they still count as pending, so nothing is asked for twice).
+                    self._record([x for x in results if isinstance(x[1], CloudError)])
+                    self._launch(pool, inflight, until())
+                    self._record([x for x in results if not isinstance(x[1], CloudError)])
+
+    def _launch(self, pool: ThreadPoolExecutor, inflight: dict, stopping: bool) -> None:
+        free = self.settings.max_in_flight - len(inflight)
+        if free and not stopping and self.real_clock() >= self._throttled_until:
+            for call in self._reserve(free):
+                inflight[pool.submit(self._make, call)] = call
+
+    def _idle_wait(self) -> float:
+        now = self.real_clock()
+        soonest = EcsCallRow.select(pw.fn.MIN(EcsCallRow.not_before_real)).where(EcsCallRow.state == "retry").scalar()
+        waits = [self.settings.poll_s]
+        if soonest is not None:
+            waits.append(max(soonest - now, 0.01))
+        if self._throttled_until > now:
+            waits.append(self._throttled_until - now)
+        return min(waits)
+
+    def _make(self, call: _Call):
+        try:
+            return self.cloud.run_instances(call.req)
+        except CloudError as e:
+            return e
+        except Exception as e:  # noqa: BLE001 - a transport we did not expect: retry as transient
+            return CloudError("SDK.HttpError", f"{type(e).__name__}: {e}")
+
+    # --- the store ------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Calls a dead drainer left in flight are made again, with the same token."""
+        with self.db.atomic():
+            n = EcsCallRow.update(state="retry", not_before_real=0.0).where(EcsCallRow.state == "in_flight").execute()
+        if n:
+            log.info("ECS drainer: %d call(s) left in flight will be made again with their tokens", n)
+
+    def _request(self, order: EcsOrderRow, opt: Option, amount: int, token: str) -> RunRequest:
+        charge, period = CHARGE.get(order.charge_type, ("PostPaid", None))
+        return RunRequest(
+            region=self.region, zone=opt.zone, vswitch=opt.vswitch, security_group=opt.security_group,
+            instance_type=order.instance_type, image_id=order.image_id, amount=amount, min_amount=1,
+            client_token=token, charge_type=charge, period=period, period_unit="Month" if period else None,
+        )
+
+    def _reserve(self, free: int) -> list[_Call]:
+        now = self.real_clock()
+        out: list[_Call] = []
+        with self.db.atomic():
+            due = (EcsCallRow.select().where((EcsCallRow.state == "retry") & (EcsCallRow.not_before_real <= now))
+                   .order_by(EcsCallRow.id).limit(free))
+            for c in due:
+                o = EcsOrderRow.get_by_id(c.order)
+                # A call whose answer never came (the drainer died) is made again whatever the order's
+                # state: the cloud may have made its instances, and only the token gets them back.
+                if o.state not in ACTIVE and c.error_code is not None:
+                    if o.state != "paused":
+                        EcsCallRow.update(state="failed", error_message=f"order {o.state}", real_finished=now).where(
+                            EcsCallRow.id == c.id).execute()
+                    continue
+                EcsCallRow.update(state="in_flight", attempts=EcsCallRow.attempts + 1, real_started=now).where(
+                    EcsCallRow.id == c.id).execute()
+                opt = Option(c.zone, c.vswitch, c.security_group)
+                out.append(_Call(c.id, o.id, self._request(o, opt, c.amount, c.token), c.option, c.attempts + 1))
+            free -= len(out)
+            pending = dict(
+                EcsCallRow.select(EcsCallRow.order, pw.fn.SUM(EcsCallRow.amount))
+                .where(EcsCallRow.state.in_(("in_flight", "retry"))).group_by(EcsCallRow.order).tuples()
+            )
+            for o in EcsOrderRow.select().where(EcsOrderRow.state.in_(ACTIVE)).order_by(EcsOrderRow.id):
+                if free <= 0:
+                    break
+                remaining = o.count - o.created - (pending.get(o.id) or 0)
+                opt = Option(*o.options[o.option])
+                seq = o.next_seq
+                rows = []
+                while remaining > 0 and free > 0:
+                    amount = min(self.settings.batch, remaining)
+                    token = client_token(self.store_id, o.id, seq)
+                    rows.append({"order": o.id, "seq": seq, "token": token, "amount": amount, "min_amount": 1,
+                                 "option": o.option, "zone": opt.zone, "vswitch": opt.vswitch,
+                                 "security_group": opt.security_group, "state": "in_flight", "real_started": now})
+                    seq += 1
+                    remaining -= amount
+                    free -= 1
+                if rows:
+                    bulk_insert(EcsCallRow, rows)
+                    ids = dict(EcsCallRow.select(EcsCallRow.token, EcsCallRow.id)
+                               .where(EcsCallRow.token.in_([r["token"] for r in rows])).tuples())
+                    out += [_Call(ids[r["token"]], o.id, self._request(o, opt, r["amount"], r["token"]), o.option, 1)
+                            for r in rows]
+                if seq != o.next_seq or o.state == "queued":
+                    EcsOrderRow.update(next_seq=seq, state="running").where(EcsOrderRow.id == o.id).execute()
+        return out
+
+    def _record(self, results: list[tuple[_Call, object]]) -> None:
+        """The answers that came in, in one transaction: fewer commits, sooner the next calls."""
+        if not results:
+            return
+        now = self.real_clock()
+        created = False
+        with self.db.atomic():
+            for call, result in results:
+                o = EcsOrderRow.get_by_id(call.order)  # again per answer: the one before may have changed it
+                if isinstance(result, CloudError):
+                    self._failed(o, call, result, now)
+                else:
+                    created |= self._created(o, call, result.instance_ids, now)
+            if created:
+                set_meta("platform_version", str(int(get_meta("platform_version", "0") or 0) + 1))
+
+    def _created(self, o: EcsOrderRow, call: _Call, ids: list[str], now: float) -> bool:
+        known = {r.instance_id for r in HostRow.select(HostRow.instance_id).where(HostRow.instance_id.in_(ids))}
+        new = [i for i in ids if i not in known]
+        t = self.platform_now()
+        hw = self.world.hw(o.hardware)
+        expires = None
+        if o.charge_type in ("monthly", "yearly"):
+            expires = add_months(t, 1 if o.charge_type == "monthly" else 12, self.world)
+        bulk_insert(HostRow, [
+            {"name": f"ecs-{o.id}-{k:04d}", "idc": o.idc, "pool": o.pool, "group": f"order-{o.id}",
+             "hardware": hw.name, "cores": hw.cores, "memory_gb": hw.memory_gb, "disk_gb": hw.disk_gb,
+             "labels": o.labels, "source": "ecs", "zone": call.req.zone, "charge_type": o.charge_type,
+             "price": o.price, "expires_t": expires, "created_t": t, "instance_id": iid, "status": "pending",
+             "order": o.id}
+            for k, iid in enumerate(new, start=o.created + 1)
+        ])
+        EcsCallRow.update(state="ok", instance_ids=ids, real_finished=now).where(EcsCallRow.id == call.id).execute()
+        created = o.created + len(new)
+        done = created >= o.count
+        EcsOrderRow.update(
+            created=created,
+            state="done" if done and o.state in ACTIVE else o.state,
+            real_finished=now if done else None,
+        ).where(EcsOrderRow.id == o.id).execute()
+        if done and o.state in ACTIVE:
+            journal.event(t, "info", "ecs", f"order {o.id}",
+                          f"ECS order {o.id}: {created} x {o.instance_type} created in {o.idc} for pool {o.pool}")
+        self._throttles = 0
+        return bool(new)
+
+    def _failed(self, o: EcsOrderRow, call: _Call, e: CloudError, now: float) -> None:
+        kind = classify(e.code, e.http_status)
+        t = self.platform_now()
+        if kind in (Kind.THROTTLE, Kind.TRANSIENT):
+            if call.attempts >= MAX_ATTEMPTS * (2 if kind is Kind.THROTTLE else 1):
+                EcsCallRow.update(state="failed", error_code=e.code, error_message=e.message, real_finished=now).where(
+                    EcsCallRow.id == call.id).execute()
+                self._stop_order(o, f"{e.code} after {call.attempts} attempts: {e.message}", t)
+                return
+            wait_s = backoff(call.attempts, self._rng)
+            if kind is Kind.THROTTLE:  # the account is throttled: every call waits
+                self._throttles += 1
+                self._throttled_until = max(self._throttled_until, now + wait_s)
+            EcsCallRow.update(state="retry", not_before_real=now + wait_s, error_code=e.code,
+                              error_message=e.message).where(EcsCallRow.id == call.id).execute()
+            return
+        EcsCallRow.update(state="failed", error_code=e.code, error_message=e.message, real_finished=now).where(
+            EcsCallRow.id == call.id).execute()
+        if kind in (Kind.MONEY, Kind.FATAL):
+            why = "the account needs a person" if kind is Kind.MONEY else "the request was refused"
+            self._stop_order(o, f"{why}: {e.code}: {e.message}", t)
+            return
+        if o.option != call.option or o.state not in ACTIVE + ("paused",):
+            return  # another call already moved this order on, or it is stopped
+        opts = [Option(*x) for x in o.options]
+        nxt = next_option(opts, call.option, kind)
+        fallback = {"from": str(opts[call.option]), "to": str(opts[nxt]) if nxt is not None else None,
+                    "code": e.code, "message": e.message, "real_t": now}
+        if nxt is None:
+            EcsOrderRow.update(fallbacks=o.fallbacks + [fallback]).where(EcsOrderRow.id == o.id).execute()
+            tried = "; ".join(f"{f['from']}: {f['code']}" for f in o.fallbacks + [fallback])
+            self._stop_order(o, f"every zone, security group and vSwitch was tried ({tried})", t)
+            return
+        EcsOrderRow.update(option=nxt, fallbacks=o.fallbacks + [fallback]).where(EcsOrderRow.id == o.id).execute()
+        journal.event(t, "warn", "ecs", f"order {o.id}",
+                      f"ECS order {o.id}: {opts[call.option]} refused ({e.code}); now {opts[nxt]}")
+
+    def _stop_order(self, o: EcsOrderRow, reason: str, t: float) -> None:
+        EcsOrderRow.update(state="failed", reason=reason, real_finished=self.real_clock()).where(
+            EcsOrderRow.id == o.id).execute()
+        journal.event(t, "error", "ecs", f"order {o.id}", f"ECS order {o.id} stopped after {o.created} of {o.count}: {reason}")

@@ -1,0 +1,155 @@
+"""Initialising new hosts, a batch at a time, and recording each host's status.
+
+Hundreds of hosts report progress at once; their events go through one queue to one writer
+thread that commits them in batches, rather than through hundreds of concurrent writers.
+Statuses: pending -> initialising -> ready | failed | timed_out. A failure keeps its task and
+message; a failed host can be retried. Hosts an engine was initialising when it died go back to
+pending when the next one starts, so no host is left without a status.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+import peewee as pw
+
+from cockpit.backends.base import HostInit, InitEvent, InitTarget
+from cockpit.engine import journal
+from cockpit.store.models import HostRow
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class StatusWriter:
+    """The one writer of host statuses."""
+
+    def __init__(self, db: pw.Database, platform_now: Callable[[], float] = time.time):
+        self.db = db
+        self.platform_now = platform_now
+        self._q: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, ev: InitEvent) -> None:
+        self._q.put(ev)
+
+    def flush(self) -> None:
+        """Return once everything put so far is in the store."""
+        self._q.join()
+
+    def stop(self) -> None:
+        self._q.put(_STOP)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            first = self._q.get()
+            batch = [first]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            events = [e for e in batch if e is not _STOP]
+            try:
+                if events:
+                    self._write(events)
+            except pw.PeeweeException:
+                log.exception("status writer: %d events not written", len(events))
+            finally:
+                for _ in batch:
+                    self._q.task_done()
+            if any(e is _STOP for e in batch):
+                return
+
+    def _write(self, events: list[InitEvent]) -> None:
+        t = self.platform_now()
+        with self.db.atomic():
+            for ev in events:
+                fields = {"status": ev.status, "init_task": ev.task}
+                if ev.status in ("failed", "timed_out"):
+                    fields["status_detail"] = ev.message
+                elif ev.status == "ready":
+                    fields.update(status_detail=None, init_task=None)
+                HostRow.update(**fields).where(HostRow.name == ev.host).execute()
+                if ev.status in ("failed", "timed_out"):
+                    journal.event(t, "error", "init", ev.host,
+                                  f"host {ev.host} initialisation {ev.status.replace('_', ' ')} at '{ev.task}': {ev.message}")
+
+
+class InitRunner:
+    def __init__(
+        self,
+        db: pw.Database,
+        backend: HostInit,
+        writer: StatusWriter,
+        *,
+        batch: int = 20,
+        timeout_s: float = 600.0,
+        target: Callable[[HostRow], InitTarget] | None = None,
+    ):
+        self.db = db
+        self.backend = backend
+        self.writer = writer
+        self.batch = batch
+        self.timeout_s = timeout_s
+        self.target = target or (lambda h: InitTarget(h.name, None, {}))
+        self._busy = threading.Lock()
+
+    def recover(self) -> int:
+        """Hosts left initialising by an engine that died start again."""
+        return HostRow.update(status="pending", init_task=None).where(HostRow.status == "initialising").execute()
+
+    def kick(self) -> bool:
+        """Start a batch if none is running and hosts are pending. True when one started."""
+        if not self._busy.acquire(blocking=False):
+            return False
+        try:
+            hosts = list(HostRow.select().where((HostRow.status == "pending") & HostRow.released_t.is_null())
+                         .order_by(HostRow.id).limit(self.batch))
+        except pw.PeeweeException:
+            self._busy.release()
+            raise
+        if not hosts:
+            self._busy.release()
+            return False
+        for h in hosts:
+            self.writer.put(InitEvent(h.name, "initialising", "queued"))
+        self.writer.flush()  # claimed before the next look for pending hosts
+        threading.Thread(target=self._run, args=(hosts,), name="init-batch", daemon=True).start()
+        return True
+
+    def run_now(self) -> None:
+        """Initialise every pending host, batch after batch, in this thread (tests and the CLI)."""
+        while self.kick():
+            with self._busy:
+                pass
+
+    def _run(self, hosts: list[HostRow]) -> None:
+        last: dict[str, InitEvent] = {}
+        final: set[str] = set()
+
+        def emit(ev: InitEvent) -> None:
+            last[ev.host] = ev
+            if ev.final:
+                final.add(ev.host)
+            self.writer.put(ev)
+
+        try:
+            self.backend.run([self.target(h) for h in hosts], emit, self.timeout_s)
+        except Exception as e:  # noqa: BLE001 - the backend broke: every host of the batch says so
+            log.exception("initialisation backend failed")
+            for h in hosts:
+                if h.name not in final:
+                    emit(InitEvent(h.name, "failed", last.get(h.name, InitEvent(h.name, "")).task, f"{type(e).__name__}: {e}"))
+        for h in hosts:
+            if h.name not in final:
+                task = last[h.name].task if h.name in last else None
+                self.writer.put(InitEvent(h.name, "timed_out", task, f"no result within {self.timeout_s:g} s"))
+        self.writer.flush()
+        self._busy.release()
