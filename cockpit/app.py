@@ -87,12 +87,7 @@ class CockpitApp(App):
     # --- lifecycle ------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self._hangup)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue
+        _signals(asyncio.get_running_loop(), self._hangup)
         self.set_interval(self.cfg.tick_s, self.poll)
         self.poll()
 
@@ -110,12 +105,7 @@ class CockpitApp(App):
         self.exit(return_code=0)
 
     async def on_unmount(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGHUP, signal.SIGTERM):
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                continue
+        _signals(asyncio.get_running_loop(), None)
         if self.cockpit.engine is not None:
             await asyncio.to_thread(self.cockpit.engine.stop)
 
@@ -281,6 +271,18 @@ class CockpitApp(App):
              Field("factor", "Traffic multiplier", "2"), Field("minutes", "Minutes", "60")],
             submit="Start…",
         ), callback=chosen)
+
+
+def _signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None] | None) -> None:
+    """Hang-up (the SSH connection dropped) and terminate: leave cleanly. POSIX event loops only."""
+    for sig in (signal.SIGHUP, signal.SIGTERM):
+        try:
+            if handler is None:
+                loop.remove_signal_handler(sig)
+            else:
+                loop.add_signal_handler(sig, handler)
+        except (RuntimeError, ValueError):  # not the main thread (some test runners): nothing to undo
+            continue
 
 
 def create_app(cockpit: Cockpit, cfg: Config, engine_factory: Callable[[], Engine] | None = None) -> CockpitApp:

@@ -10,7 +10,7 @@ import pytest
 from cockpit.backends.sim.cloud import SimCloud, SimCloudModel
 from cockpit.core.costs import CostHost, accrued, breakdown, expiring, per_hour
 from cockpit.engine.engine import Engine
-from cockpit.store.models import ContainerRow, EventRow, HostRow, PoolMoveRow, TaskRow
+from cockpit.store.models import AuditRow, ContainerRow, EventRow, HostRow, PoolMoveRow, TaskRow
 from tests.test_engine import FakeClock
 
 
@@ -95,6 +95,8 @@ def test_the_night_swap_lends_hosts_and_the_day_takes_them_back(session):
     assert day.state == "done" and set(day.progress["hosts"]) == lent
     assert {h.pool for h in HostRow.select().where(HostRow.name.in_(lent))} == {"feed-web"}
     assert PoolMoveRow.select().where(PoolMoveRow.reason == "feed-etl").count() == 80
+    audits = AuditRow.select().where(AuditRow.user == "swap:feed-etl")
+    assert [(a.action, a.role, a.outcome) for a in audits] == [("pool_move", "engine", "queued")] * 2
     e.stop()
 
 

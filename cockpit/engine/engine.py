@@ -271,8 +271,11 @@ class Engine:
             HostRow.name.in_(names) & (HostRow.pool == offline_pool) & HostRow.released_t.is_null())]
 
     def _queue(self, kind: str, actor: str, spec: dict, now: float) -> None:
+        """A change the engine itself decides (a swap, an expiry): queued, and audited like a person's."""
         TaskRow.insert(kind=kind, state="queued", spec=spec, actor=actor, created_t=now, updated_t=now,
                        real_created=self.real_clock()).execute()
+        journal.audit(user=actor, role="engine", action=kind, target=spec.get("to_pool") or kind,
+                      details=spec, outcome="queued", platform_t=now)
 
     def _hot_events(self, now: float, last: float) -> list[HotEvent]:
         """Injected hot events still running; announce any event (world or injected) that starts or ends."""

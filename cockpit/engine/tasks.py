@@ -19,7 +19,7 @@ from cockpit.domain import Constraint
 from cockpit.engine import journal
 from cockpit.engine.state import current_table
 from cockpit.store.db import bulk_insert, get_meta, set_meta
-from cockpit.store.models import ContainerRow, TaskRow
+from cockpit.store.models import ContainerRow, TaskRow, proxy
 
 
 def request_of(part: dict, services: dict) -> Request:
@@ -102,7 +102,7 @@ def run_queued(now: float, runtime: ContainerRuntime, cloud: Cloud | None = None
     for task in tasks:
         ran = True
         try:
-            with TaskRow._meta.database.atomic():  # a savepoint: a failed task leaves nothing behind
+            with proxy.atomic():  # a savepoint: a failed task leaves nothing behind
                 if task.kind == "scale":
                     result = apply_scale(task, now, runtime)
                 elif task.kind == "pool_move":

@@ -280,7 +280,10 @@ class PlanScreen(ViewScreen):
             return
         parts = ", ".join(f"{d.service} +{d.plan.placed}" for d in p.parts)
         left = sum(d.plan.unplaced for d in p.parts)
-        body = f"{p.request.describe()}\nStart {parts}" + (f"\n({left} more do not fit and are left out)" if left else "")
+        body = f"{p.request.describe()}\nStart {parts} on hosts already in service: no added cost."
+        if left:
+            body += (f"\n{left} more do not fit and are left out; the hosts they need would cost "
+                     f"{p.cost_per_month:,.0f} a month (order them in :ecs).")
 
         def do():
             outcome = self.cockpit_app.cockpit.apply_plan(p)
