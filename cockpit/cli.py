@@ -330,7 +330,7 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.backends.factory import check
 
     check(cfg.backends)
-    seeded = seed_in_background(cfg) if not args.reset else (lambda: None)
+    world, seeded = seed_in_background(cfg) if not args.reset else (None, lambda: None)
     from cockpit.app import create_app
     from cockpit.screens import VIEWS, view_class
 
@@ -342,7 +342,7 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     if problems:
         raise ConfigError(problems)
     _log_to_file()
-    s = open_session(cfg, reset=bool(args.reset))
+    s = open_session(cfg, reset=bool(args.reset), world=world)
     try:
         app = create_app(s.cockpit, cfg, s.make_engine)
         app.run()

@@ -62,11 +62,11 @@ def world_path(cfg: Config) -> str:
     return cfg.world or str(world_mod.DEMO_WORLD)
 
 
-def open_session(cfg: Config, *, engine: bool = False, reset: bool = False) -> Session:
+def open_session(cfg: Config, *, engine: bool = False, reset: bool = False, world: World | None = None) -> Session:
     """Raises WorldError, StoreError (including SeedError) with messages fit for a user.
 
     With `engine`, the engine is built now; otherwise `make_engine()` builds it when wanted."""
-    w = world_mod.load(world_path(cfg))
+    w = world or world_mod.load(world_path(cfg))
     db = open_store(cfg.db or default_url(w.name))
     try:
         seeded = ensure_seeded(db, w, reset=reset)
@@ -79,10 +79,11 @@ def open_session(cfg: Config, *, engine: bool = False, reset: bool = False) -> S
     return session
 
 
-def seed_in_background(cfg: Config) -> Callable[[], None]:
+def seed_in_background(cfg: Config) -> tuple[World, Callable[[], None]]:
     """On a store that is not seeded yet, seed it in a child process while the caller carries on
-    (the TUI imports Textual meanwhile: on two cores the two overlap). Returns a function that
-    waits for the child and raises its error, if any. On a seeded store it does nothing."""
+    (the TUI imports Textual meanwhile: on two cores the two overlap). Returns the world and a
+    function that waits for the child and raises its error, if any (nothing to wait for on a
+    seeded store)."""
     w = world_mod.load(world_path(cfg))
     url = cfg.db or default_url(w.name)
     db = open_store(url)
@@ -91,7 +92,7 @@ def seed_in_background(cfg: Config) -> Callable[[], None]:
     finally:
         db.close()  # a connection must not cross a fork
     if not needed or not hasattr(os, "fork"):
-        return lambda: None
+        return w, lambda: None
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: seed, report, leave without running the parent's cleanup
@@ -118,4 +119,4 @@ def seed_in_background(cfg: Config) -> Callable[[], None]:
         if os.waitstatus_to_exitcode(status) != 0:
             raise StoreError(b"".join(chunks).decode(errors="replace") or "seeding the store failed")
 
-    return wait
+    return w, wait

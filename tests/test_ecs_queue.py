@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cockpit.backends.base import CloudError, RunRequest
-from cockpit.backends.sim.cloud import Fault, SimCloud, SimCloudModel, ZoneSpec
+from cockpit.backends.sim.cloud import Fault, SimCloud, SimCloudModel
 from cockpit.core.ecs_queue import Kind, Option, backoff, classify, next_option, options
 from cockpit.engine.ecs import DrainSettings, EcsDrainer
 from cockpit.engine.orders import OrderError, place_order

@@ -254,6 +254,8 @@ class Engine:
                           f"{h.charge_type} host {h.name} expires in {days:.1f} days: renew it or it is released")
             HostRow.update(expiry_warned=True).where(HostRow.id == h.id).execute()
         expired = [h.name for h in HostRow.select(HostRow.name).where(alive & (HostRow.expires_t <= now))]
+        if not expired:
+            return
         pending = {n for t in TaskRow.select().where((TaskRow.kind == "release") & (TaskRow.state == "queued"))
                    for n in t.spec["hosts"]}
         fresh = [n for n in expired if n not in pending]

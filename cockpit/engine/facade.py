@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import peewee as pw
 
 from cockpit.config import Config
-from cockpit.domain import Host, ScopeStats, World
+from cockpit.domain import ScopeStats, World
 from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
 from cockpit.engine.facade_hosts import HostsFacade
@@ -266,11 +266,12 @@ class Cockpit(HostsFacade):
 
     # --- what-if ------------------------------------------------------------------------
 
-    def catalog(self) -> Catalog:
+    def catalog(self, services: dict | None = None) -> Catalog:
+        """Services (read now unless given), templates, hardware: what a preview needs besides hosts."""
         from cockpit.core.whatif import Catalog
 
         return Catalog(
-            services={r.name: records.service(r) for r in ServiceRow.select()},
+            services=services if services is not None else {r.name: records.service(r) for r in ServiceRow.select()},
             templates={r.sid: records.template(r) for r in TemplateRow.select()},
             hardware={h.name: h for h in self.world.hardware},
             shared_pool=self.world.shared_pool.name,
@@ -291,16 +292,16 @@ class Cockpit(HostsFacade):
         from cockpit.core.whatif import preview
         from cockpit.engine.state import current_table
 
-        table, _, _ = current_table()
-        return preview(table, self.catalog(), req)
+        table, services, _ = current_table()
+        return preview(table, self.catalog(services), req)
 
     def compare(self, req: WhatIf) -> dict[str, Preview]:
         """The request under every strategy, on the same snapshot of the platform."""
         from cockpit.core.whatif import compare, strategies_to_compare
         from cockpit.engine.state import current_table
 
-        table, _, _ = current_table()
-        cat = self.catalog()
+        table, services, _ = current_table()
+        cat = self.catalog(services)
         return compare(table, cat, req, strategies_to_compare(req, cat, self.world.custom_scoring))
 
     def apply_plan(self, p: Preview) -> Outcome:
@@ -346,9 +347,6 @@ class Cockpit(HostsFacade):
 
     def refusal(self, action_id: str) -> str | None:
         return refusal(action_id, role=self.cfg.role, readonly=self.cfg.readonly)
-
-    def needs_confirmation(self, action_id: str) -> bool:
-        return ACTIONS[action_id].confirm
 
     def _act(self, action_id: str, target: str, details: dict, do: Callable[[], str]) -> Outcome:
         platform_t = self.clock().t

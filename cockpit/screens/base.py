@@ -22,6 +22,7 @@ class ViewScreen(Screen):
     VIEW: ClassVar[str] = ""
     ALIASES: ClassVar[tuple[str, ...]] = ()
     HELP: ClassVar[str] = ""
+    ACTION_IDS: ClassVar[dict[str, str]] = {}  # binding action -> the platform action it performs
 
     def __init__(self) -> None:
         super().__init__(name=self.VIEW)
@@ -49,6 +50,11 @@ class ViewScreen(Screen):
 
     def on_snapshot(self, snap: Snapshot, fresh: bool) -> None:
         """A new snapshot arrived (`fresh`), or the screen came back to the top."""
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Keys for actions this user may not take (read-only, role) are hidden, as in k9s."""
+        action_id = self.ACTION_IDS.get(action)
+        return self.cockpit_app.permitted(action_id) if action_id else True
 
     # --- filter -------------------------------------------------------------------------
 

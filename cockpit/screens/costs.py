@@ -30,6 +30,7 @@ class CostsScreen(ViewScreen):
     HELP = "Cost per IDC, cluster, pool; prepaid hosts expiring"
 
     BINDINGS = [Binding("n", "renew", "Renew", id="costs.renew")]
+    ACTION_IDS = {"renew": "host.renew"}
     DEFAULT_CSS = """
     CostsScreen #breakdown { height: 2fr; }
     CostsScreen #expiring-title { height: 1; padding: 0 1; }
@@ -90,11 +91,6 @@ class CostsScreen(ViewScreen):
                       Text(f"{days:.1f}", justify="right", style="bold red" if days < 1 else "yellow"), money(h.price)))
             for h, days in v.expiring if not q or matches(q, f"{h.name} {h.charge_type} {h.pool} {h.idc}")
         ])
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "renew":
-            return self.cockpit_app.permitted("host.renew")
-        return True
 
     def action_renew(self) -> None:
         key = self.query_one("#expiring", LiveTable).current_key()

@@ -36,6 +36,8 @@ class DashboardScreen(ViewScreen):
         Binding("h", "hot_event", "Hot event", id="dashboard.hot_event"),
     ]
 
+    ACTION_IDS = {"faster": "sim.speed", "slower": "sim.speed", "pause": "sim.pause", "hot_event": "sim.hot_event"}
+
     DEFAULT_CSS = """
     DashboardScreen #totals { height: 1; padding: 0 1; }
     DashboardScreen #ticker { height: 1; padding: 0 1; color: $text-muted; }
@@ -60,12 +62,6 @@ class DashboardScreen(ViewScreen):
             ],
             id="scopes",
         )
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        ids = {"faster": "sim.speed", "slower": "sim.speed", "pause": "sim.pause", "hot_event": "sim.hot_event"}
-        if action in ids:
-            return self.cockpit_app.permitted(ids[action])
-        return True
 
     def on_snapshot(self, snap: Snapshot, fresh: bool) -> None:
         if snap.rows is None:

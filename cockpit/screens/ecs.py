@@ -38,6 +38,7 @@ class EcsScreen(ViewScreen):
         Binding("x", "cancel_order", "Cancel", id="ecs.cancel"),
         Binding("r", "retry", "Retry", id="ecs.retry"),
     ]
+    ACTION_IDS = {"order": "ecs.order", "pause": "ecs.pause", "cancel_order": "ecs.cancel", "retry": "ecs.retry"}
     DEFAULT_CSS = """
     EcsScreen #detail { height: 5; padding: 0 1; border-top: solid $panel; }
     """
@@ -118,12 +119,6 @@ class EcsScreen(ViewScreen):
         self.query_one("#detail", Static).update(Text("\n").join(lines))
 
     # --- actions ------------------------------------------------------------------------
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        ids = {"order": "ecs.order", "pause": "ecs.pause", "cancel_order": "ecs.cancel", "retry": "ecs.retry"}
-        if action in ids:
-            return self.cockpit_app.permitted(ids[action])
-        return True
 
     def action_order(self) -> None:
         app = self.cockpit_app

@@ -171,11 +171,6 @@ class HostsScreen(ViewScreen):
     ACTION_IDS = {"move": "pool.move", "borrow": "pool.move", "give_back": "pool.move", "retry_init": "init.retry",
                   "renew": "host.renew", "release": "host.release"}
 
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in self.ACTION_IDS:
-            return self.cockpit_app.permitted(self.ACTION_IDS[action])
-        return True
-
     def _tab(self) -> str:
         return self.query_one(TabbedContent).active
 

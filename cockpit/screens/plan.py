@@ -219,14 +219,12 @@ class PlanScreen(ViewScreen):
 
     # --- actions ------------------------------------------------------------------------
 
+    ACTION_IDS = {"apply": "plan.apply"}
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "apply":
-            if not self.cockpit_app.permitted("plan.apply"):
-                return False
-            return self.preview is not None
-        if action == "export":
-            return self.preview is not None
-        return True
+        if action in ("apply", "export") and self.preview is None:
+            return False  # nothing to apply or export yet
+        return super().check_action(action, parameters)
 
     def action_edit(self) -> None:
         self.query_one("#target", Input).focus()

@@ -142,7 +142,3 @@ class HostTable:
             col = np.array([lab.get(key) for lab in self.labels], dtype=object)
             self._label_cols[key] = col
         return col
-
-    def alloc_fraction(self) -> np.ndarray:
-        """Per host, the mean of the CPU and memory shares reserved: the utilisation we score on."""
-        return (self.cpu_used / self.cpu_cap + self.mem_used / self.mem_cap) / 2
