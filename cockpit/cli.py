@@ -9,10 +9,14 @@ import logging
 import logging.handlers
 import os
 import signal
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import datetime
 
+import peewee as pw
+
+from cockpit import cli_args as arg
 from cockpit import config as config_mod
 from cockpit.backends.factory import BackendError
 from cockpit.config import ROLES, Config, ConfigError
@@ -26,114 +30,145 @@ class CliError(Exception):
     """A problem with what the user asked for; printed as is, exit 2."""
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (0 < v <= 100_000):
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 100000], got {text!r}")
-    return v
-
-
 def _common(p: argparse.ArgumentParser, suppress: bool) -> None:
     d = argparse.SUPPRESS if suppress else None
-    p.add_argument("--world", metavar="FILE", default=d, help="world file (default: the demo world)")
-    p.add_argument("--db", metavar="URL", default=d, help="store path or peewee URL (default: per world, in the data dir)")
-    p.add_argument("--config", metavar="FILE", default=d, help="config file (default: ~/.config/cockpit/config.yaml)")
+    p.add_argument("--world", type=arg.path, metavar="FILE", default=d, help="world file (default: the demo world)")
+    p.add_argument("--db", type=arg.path, metavar="URL", default=d,
+                   help="store path or peewee URL (default: per world, in the data dir)")
+    p.add_argument("--config", type=arg.path, metavar="FILE", default=d,
+                   help="config file (default: ~/.config/cockpit/config.yaml)")
 
 
 def _run_opts(p: argparse.ArgumentParser, suppress: bool) -> None:
     d = argparse.SUPPRESS if suppress else None
-    p.add_argument("--speed", type=_positive, default=d, metavar="N", help="platform clock speed (x real time)")
+    p.add_argument("--speed", type=arg.speed, default=d, metavar="N", help="platform clock speed (x real time)")
     p.add_argument("--reset", action="store_true", default=argparse.SUPPRESS if suppress else False,
                    help="start the platform again from the world file")
 
 
+def _with_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cockpit", description="Terminal operations cockpit for a DCP-style container platform.")
+    p = arg.Parser(prog="cockpit", description="Terminal operations cockpit for a DCP-style container platform.")
     _common(p, suppress=False)
     _run_opts(p, suppress=False)
     p.add_argument("--readonly", action="store_true", default=None, help="disable every action")
     p.add_argument("--role", choices=ROLES, default=None, help="your role (default: from the config, else operator)")
-    p.add_argument("--user", default=None, help="the name the audit log records (default: $USER)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    p.add_argument("--user", type=arg.user, default=None, help="the name the audit log records (default: $USER)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=arg.SubParser)
 
     c = sub.add_parser("check", help="validate a world file: a summary, or one line per problem (exit 2)")
-    c.add_argument("world_file", metavar="WORLD")
+    c.add_argument("world_file", type=arg.path, metavar="WORLD")
 
     h = sub.add_parser("hosts", help="list every host with its capacity, allocation and state")
     _common(h, suppress=True)
-    h.add_argument("--json", action="store_true", help="one JSON object")
+    _with_json(h)
 
+    _plan_parser(sub)
+    _ecs_parser(sub)
+
+    po = sub.add_parser("pools", help="pools per IDC: hosts alive and in all, containers, hosts initialising")
+    _common(po, suppress=True)
+    _with_json(po)
+
+    mv = sub.add_parser("move", help="move hosts between pools (their containers are re-placed first)")
+    _common(mv, suppress=True)
+    mv.add_argument("--to", required=True, type=arg.name, metavar="POOL", dest="to_pool")
+    mv.add_argument("--from", type=arg.name, metavar="POOL", dest="from_pool")
+    mv.add_argument("--idc", type=arg.name, metavar="IDC")
+    mv.add_argument("--count", type=arg.count, metavar="N")
+    mv.add_argument("--host", action="append", type=arg.name, default=[], metavar="NAME",
+                    help="a host to move (repeatable)")
+    mv.add_argument("--yes", action="store_true", help="do not ask")
+
+    co = sub.add_parser("costs", help="cost per IDC, cluster and pool; prepaid hosts expiring")
+    _common(co, suppress=True)
+    _with_json(co)
+
+    _serve_parser(sub)
+
+    e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
+    _common(e, suppress=True)
+    _run_opts(e, suppress=True)
+
+    st = sub.add_parser("store", help="the store: check that it is whole, or upgrade its schema")
+    _common(st, suppress=True)
+    st_sub = st.add_subparsers(dest="store_command", metavar="ACTION", required=True, parser_class=arg.SubParser)
+    for verb, text in (("check", "check every page and index, and the schema: 'whole', or one line per problem"),
+                       ("upgrade", "upgrade the store to this Cockpit's schema, keeping a copy of a SQLite file")):
+        _common(st_sub.add_parser(verb, help=text), suppress=True)
+    return p
+
+
+def _plan_parser(sub) -> None:
     pl = sub.add_parser("plan", help="what if: place N containers (and their dependencies) and measure the plan")
     _common(pl, suppress=True)
     what = pl.add_mutually_exclusive_group(required=True)
-    what.add_argument("--service", metavar="NAME")
-    what.add_argument("--template", metavar="SID|NAME", help="an expansion template, by sid or name")
-    pl.add_argument("--count", required=True, type=_count, metavar="N")
-    pl.add_argument("--idc", metavar="IDC", help="place in this IDC only")
+    what.add_argument("--service", type=arg.name, metavar="NAME")
+    what.add_argument("--template", type=arg.template, metavar="SID|NAME", help="an expansion template, by sid or name")
+    pl.add_argument("--count", required=True, type=arg.count, metavar="N")
+    pl.add_argument("--idc", type=arg.name, metavar="IDC", help="place in this IDC only")
     pl.add_argument("--strategy", choices=("spread", "binpack", "random", "custom"), default="spread")
-    pl.add_argument("--filter", action="append", default=[], metavar="CONSTRAINT",
-                    help="an extra constraint, e.g. 'gen == new' or 'disk >= 2T' (repeatable)")
-    pl.add_argument("--weights", default="", metavar="W", help="custom scorer weights, e.g. 'spread=0.6,random=0.4'")
-    pl.add_argument("--seed", type=int, default=0, metavar="S")
+    pl.add_argument("--filter", action="append", type=arg.constraint, default=[], metavar="CONSTRAINT",
+                    help="an extra constraint, e.g. 'gen == new', 'disk >= 2T' or 'label.disk == ssd' (repeatable)")
+    pl.add_argument("--weights", type=arg.weights, default=None, metavar="W",
+                    help="custom scorer weights, e.g. 'spread=0.6,random=0.4'")
+    pl.add_argument("--seed", type=arg.seed, default=0, metavar="S")
     pl.add_argument("--compare", action="store_true", help="every strategy side by side")
     out = pl.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON object")
     out.add_argument("--yaml", action="store_true", help="the same as YAML")
 
+
+def _ecs_parser(sub) -> None:
     ec = sub.add_parser("ecs", help="ECS orders: list, order hosts, pause, resume, cancel, retry")
     _common(ec, suppress=True)
-    ec_sub = ec.add_subparsers(dest="ecs_command", metavar="ACTION", required=True)
+    ec_sub = ec.add_subparsers(dest="ecs_command", metavar="ACTION", required=True, parser_class=arg.SubParser)
     ls = ec_sub.add_parser("list", help="the orders, newest first")
     _common(ls, suppress=True)
-    ls.add_argument("--json", action="store_true")
+    _with_json(ls)
     od = ec_sub.add_parser("order", help="order N hosts from a template's ECS settings")
     _common(od, suppress=True)
-    od.add_argument("--template", type=int, required=True, metavar="SID")
-    od.add_argument("--count", type=_count, required=True, metavar="N")
-    od.add_argument("--pool", metavar="POOL", help="where the hosts go (default: the template's pool)")
+    od.add_argument("--template", type=arg.ident, required=True, metavar="SID")
+    od.add_argument("--count", type=arg.count, required=True, metavar="N")
+    od.add_argument("--pool", type=arg.name, metavar="POOL", help="where the hosts go (default: the template's pool)")
     od.add_argument("--yes", action="store_true", help="do not ask")
     for verb in ("pause", "resume", "cancel", "retry"):
         x = ec_sub.add_parser(verb, help=f"{verb} an order")
         _common(x, suppress=True)
-        x.add_argument("order", type=int, metavar="ORDER")
+        x.add_argument("order", type=arg.ident, metavar="ORDER")
         x.add_argument("--yes", action="store_true", help="do not ask")
 
-    po = sub.add_parser("pools", help="pools per IDC: hosts alive and in all, containers, hosts initialising")
-    _common(po, suppress=True)
-    po.add_argument("--json", action="store_true")
 
-    mv = sub.add_parser("move", help="move hosts between pools (their containers are re-placed first)")
-    _common(mv, suppress=True)
-    mv.add_argument("--to", required=True, metavar="POOL", dest="to_pool")
-    mv.add_argument("--from", metavar="POOL", dest="from_pool")
-    mv.add_argument("--idc", metavar="IDC")
-    mv.add_argument("--count", type=_count, metavar="N")
-    mv.add_argument("--host", action="append", default=[], metavar="NAME", help="a host to move (repeatable)")
-    mv.add_argument("--yes", action="store_true", help="do not ask")
-
-    co = sub.add_parser("costs", help="cost per IDC, cluster and pool; prepaid hosts expiring")
-    _common(co, suppress=True)
-    co.add_argument("--json", action="store_true")
-
+def _serve_parser(sub) -> None:
     sv = sub.add_parser("serve", help="serve the simulated platform's HTTP faces (the cloud's ECS API)")
     sv.add_argument("face", choices=["cloud"], help="cloud: ECS's RPC protocol, for the aliyun backend and the SDK")
-    sv.add_argument("--world", metavar="FILE", default=argparse.SUPPRESS, help="world whose cloud IDC to serve")
-    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    sv.add_argument("--port", type=int, default=0, help="port (default: any free one, printed)")
-    sv.add_argument("--latency-ms", type=float, default=0.0, help="time each RunInstances takes")
-    sv.add_argument("--max-in-flight", type=int, default=20, help="calls in flight per account before Throttling.User")
-    sv.add_argument("--rate", type=float, default=None, help="calls per second per account before Throttling")
-    sv.add_argument("--stock", action="append", default=[], metavar="ZONE:TYPE=N", help="override a zone's stock")
-    sv.add_argument("--fault", action="append", default=[], metavar="ACTION:CODE[:STATUS[:TIMES]]",
-                    help="answer with this error (for tests)")
+    sv.add_argument("--world", type=arg.path, metavar="FILE", default=argparse.SUPPRESS,
+                    help="world whose cloud IDC to serve")
+    sv.add_argument("--host", type=arg.address, default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sv.add_argument("--port", type=arg.port, default=0, help="port, 0 to 65535 (default 0: any free one, printed)")
+    sv.add_argument("--latency-ms", type=arg.latency_ms, default=0.0, help="time each RunInstances takes, 0 to 60000")
+    sv.add_argument("--max-in-flight", type=arg.in_flight, default=20,
+                    help="calls in flight per account before Throttling.User, 1 to 100")
+    sv.add_argument("--rate", type=arg.rate, default=None, help="calls per second per account before Throttling")
+    sv.add_argument("--stock", type=arg.stock, action="append", default=[], metavar="ZONE:TYPE=N",
+                    help=f"override a zone's stock, N from 0 to {arg.STOCK_MAX}")
+    sv.add_argument("--fault", type=arg.fault, action="append", default=[], metavar="ACTION:CODE[:STATUS[:TIMES]]",
+                    help=f"answer with this error (for tests): STATUS 400 to 599, TIMES 1 to {arg.FAULT_TIMES_MAX}")
 
-    e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
-    _common(e, suppress=True)
-    _run_opts(e, suppress=True)
-    return p
+
+def conflicts(args: argparse.Namespace) -> str | None:
+    """What argparse cannot see: options that make no sense together. A line for the error."""
+    if args.command == "plan" and args.weights and not (args.strategy == "custom" or args.compare):
+        return "argument --weights: only with --strategy custom or --compare"
+    if args.command == "move":
+        if args.host and (args.from_pool or args.idc or args.count):
+            return "argument --host: not allowed with --from, --idc or --count"
+        if not args.host and not (args.from_pool and args.count):
+            return "move needs --host NAME..., or --from POOL and --count N"
+    return None
 
 
 def settings(args: argparse.Namespace) -> Config:
@@ -148,7 +183,14 @@ def settings(args: argparse.Namespace) -> Config:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as e:  # --help (0), or an argument error already said on one line (2)
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
+    clash = conflicts(args)
+    if clash:
+        print(f"cockpit {args.command}: error: {arg.one_line(clash)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         if args.command == "check":
             return cmd_check(args)
@@ -165,12 +207,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cockpit.cli_hosts import run
 
             return run(args, cfg)
+        if args.command == "store":
+            from cockpit.cli_store import run as run_store
+
+            return run_store(args, cfg)
         return cmd_tui(args, cfg)
-    except (WorldError, ConfigError) as e:
-        print(str(e), file=sys.stderr)
+    except (WorldError, ConfigError) as e:  # one line per problem; `check` prints them as FILE:LINE: ...
+        prefix = "" if args.command == "check" else "cockpit: "
+        print("\n".join(prefix + line for line in str(e).splitlines()), file=sys.stderr)
         return EXIT_BAD_INPUT
     except (StoreError, CliError, BackendError) as e:
         print(f"cockpit: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (pw.PeeweeException, sqlite3.Error) as e:  # the store failed us half-way: one line, not a traceback
+        from cockpit.store.db import describe
+
+        print(f"cockpit: store: {arg.one_line(describe(e))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `cockpit hosts | head`: the reader left; that is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -187,7 +239,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if short:
         for i in short:
             idx = [s.name for s in w.services].index(i.service)
-            path = ("services", idx, "containers", i.idc)
+            path: tuple = ("services", idx, "containers", i.idc)
+            while path and path not in w.lines:  # inside an alias: the line of what it stands for
+                path = path[:-1]
             line = w.lines.get(path, 0)
             print(f"{w.source}:{line}: services[{idx}].containers.{i.idc}: {i.plan.why_unplaced()}")
         return EXIT_BAD_INPUT
@@ -219,16 +273,6 @@ def cmd_hosts(args: argparse.Namespace, cfg: Config) -> int:
     return 0
 
 
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= n <= 10_000_000:
-        raise argparse.ArgumentTypeError(f"expected a count from 1 to 10000000, got {n}")
-    return n
-
-
 def cmd_plan(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.core.whatif import WhatIfError, document
     from cockpit.session import open_session
@@ -238,7 +282,7 @@ def cmd_plan(args: argparse.Namespace, cfg: Config) -> int:
         try:
             req = s.cockpit.whatif(
                 target=args.service or args.template, count=args.count, idc=args.idc, strategy=args.strategy,
-                filters=", ".join(args.filter), weights=args.weights, seed=args.seed,
+                filters=", ".join(args.filter), weights=args.weights or "", seed=args.seed,
             )
             previews = s.cockpit.compare(req) if args.compare else {req.strategy: s.cockpit.preview(req)}
         except WhatIfError as e:
@@ -273,26 +317,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from cockpit.backends.sim.cloud_http import CloudServer
 
     w = world_mod.load(getattr(args, "world", None) or world_mod.DEMO_WORLD)
-    faults = []
-    for text in args.fault:
-        parts = text.split(":")
-        try:
-            faults.append(Fault(parts[0], parts[1], int(parts[2]) if len(parts) > 2 else 400,
-                                int(parts[3]) if len(parts) > 3 else 1))
-        except (IndexError, ValueError):
-            raise CliError(f"--fault {text!r}: expected ACTION:CODE[:STATUS[:TIMES]]") from None
+    faults = [Fault(action, code, status, times) for action, code, status, times in args.fault]
     try:
         model = SimCloudModel.from_world(w, latency_s=args.latency_ms / 1000, max_in_flight=args.max_in_flight,
                                          rate_per_s=args.rate, faults=faults)
     except ValueError as e:
         raise CliError(str(e)) from None
-    for text in args.stock:
-        try:
-            where, n = text.split("=")
-            zone, itype = where.split(":")
-            model.zones[zone].stock[itype] = int(n)
-        except (ValueError, KeyError):
-            raise CliError(f"--stock {text!r}: expected ZONE:TYPE=N with a zone of the world's cloud IDC") from None
+    for zone, itype, n in args.stock:
+        if zone not in model.zones:
+            raise CliError(f"--stock {zone}:{itype}={n}: no zone {zone!r} in the world's cloud IDC "
+                           f"(zones: {', '.join(sorted(model.zones))})")
+        model.zones[zone].stock[itype] = n
     try:
         creds = Credentials.from_env()  # the keys the simulated account answers to
     except CredentialsError as e:
@@ -343,12 +378,20 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
         raise ConfigError(problems)
     _log_to_file()
     s = open_session(cfg, reset=bool(args.reset), world=world)
+    _say_forgotten(s)
     try:
         app = create_app(s.cockpit, cfg, s.make_engine)
         app.run()
     finally:
         s.close()
     return 0
+
+
+def _say_forgotten(s) -> None:
+    if s.forgotten:
+        shown = ", ".join(s.forgotten[:10]) + (" ..." if len(s.forgotten) > 10 else "")
+        print(f"cockpit: --reset forgot {len(s.forgotten)} cloud instances the store tracked; they still run "
+              f"(and bill) until released in the cloud: {shown}", file=sys.stderr)
 
 
 def _app_bindings():
@@ -365,6 +408,7 @@ def cmd_engine(args: argparse.Namespace, cfg: Config) -> int:
     check(cfg.backends)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     s = open_session(cfg, engine=True, reset=bool(getattr(args, "reset", False)))
+    _say_forgotten(s)
     try:
         asyncio.run(_engine_loop(s))
     finally:

@@ -78,16 +78,18 @@ def _run(args: argparse.Namespace, s) -> int:
             print(f"  {h.name:<18} {h.charge_type:<8} {datetime.fromtimestamp(h.expires, tz):%Y-%m-%d %H:%M} "
                   f"({days:.1f} days)")
         return 0
-    if args.command == "move":
-        if not args.host and not (args.from_pool and args.count):
-            print("cockpit: move needs --host NAME..., or --from POOL and --count N", file=sys.stderr)
+    if args.command == "move":  # the arguments' shape is checked by cli.conflicts, the rest by the facade
+        move = dict(to_pool=args.to_pool, from_pool=args.from_pool, idc=args.idc, count=args.count,
+                    hosts=args.host or None)
+        why = c.move_problem(**move)  # before asking: a move that cannot be queued is refused up front
+        if why:
+            print(f"cockpit: {why}", file=sys.stderr)
             return EXIT_BAD_INPUT
         what = (f"move {', '.join(args.host)} to {args.to_pool}" if args.host
                 else f"move {args.count} hosts of {args.from_pool} ({args.idc or 'any IDC'}) to {args.to_pool}")
         if not _confirm(args, "pool.move", what):
             return EXIT_BAD_INPUT
-        return _done(c.move_hosts(to_pool=args.to_pool, from_pool=args.from_pool, idc=args.idc, count=args.count,
-                                  hosts=args.host or None), s)
+        return _done(c.move_hosts(**move), s)
     # ecs
     if args.ecs_command == "list":
         orders = c.ecs_orders()

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import peewee as pw
@@ -13,8 +14,8 @@ from cockpit import world as world_mod
 from cockpit.config import Config
 from cockpit.domain import World
 from cockpit.engine.facade import Cockpit
-from cockpit.engine.seed import ensure_seeded
-from cockpit.store.db import StoreError, default_url, get_meta, open_store
+from cockpit.engine.seed import ensure_seeded, holdings, unreleased_cloud_hosts
+from cockpit.store.db import StoreError, default_url, get_meta, open_store, shown
 
 if TYPE_CHECKING:
     from cockpit.engine.engine import Engine
@@ -28,6 +29,7 @@ class Session:
     cockpit: Cockpit
     seeded: bool
     engine: Engine | None = None
+    forgotten: list[str] = field(default_factory=list)  # cloud instances a --reset forgot: they still run
 
     def make_engine(self) -> Engine:
         """The engine for this store (imported here: numpy and APScheduler are not needed to paint)."""
@@ -67,16 +69,36 @@ def open_session(cfg: Config, *, engine: bool = False, reset: bool = False, worl
 
     With `engine`, the engine is built now; otherwise `make_engine()` builds it when wanted."""
     w = world or world_mod.load(world_path(cfg))
-    db = open_store(cfg.db or default_url(w.name))
+    url = cfg.db or default_url(w.name)
+    db = open_store(url, reset=reset)
     try:
+        forgotten = _forgotten() if reset else []
         seeded = ensure_seeded(db, w, reset=reset)
+        if forgotten:  # said in the new platform's event log too, where the next person looks
+            from cockpit.engine import journal
+
+            journal.event(w.start.timestamp(), "warn", "store", "reset",
+                          f"reset: {len(forgotten)} cloud instances of the old platform may still run (and bill): "
+                          + ", ".join(forgotten[:20]))
+    except StoreError as e:
+        db.close()
+        text = str(e)
+        raise type(e)(text if text.startswith("store ") else f"store {shown(url)}: {text}") from None
     except Exception:
         db.close()
         raise
-    session = Session(w, db, cfg, Cockpit(cfg, w, db), seeded)
+    session = Session(w, db, cfg, Cockpit(cfg, w, db), seeded, forgotten=forgotten)
     if engine:
         session.cockpit.attach(session.make_engine())
     return session
+
+
+def _forgotten() -> list[str]:
+    """Before a reset: the cloud instances the store still tracks (read as far as the store allows)."""
+    try:
+        return unreleased_cloud_hosts()
+    except (StoreError, pw.PeeweeException, sqlite3.Error):  # damaged: the reset goes on, knowing nothing
+        return []
 
 
 def seed_in_background(cfg: Config) -> tuple[World, Callable[[], None]]:
@@ -88,7 +110,7 @@ def seed_in_background(cfg: Config) -> tuple[World, Callable[[], None]]:
     url = cfg.db or default_url(w.name)
     db = open_store(url)
     try:
-        needed = get_meta("world_name") is None
+        needed = get_meta("world_name") is None and holdings() is None  # else open_session says why
     finally:
         db.close()  # a connection must not cross a fork
     if not needed or not hasattr(os, "fork"):

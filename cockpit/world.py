@@ -2,7 +2,8 @@
 
 Every problem is reported, each with file, line, field and what was expected: first the shape
 (world.schema.json), then what the schema cannot say (references between sections, one shared
-pool, zones that belong to the cloud IDC, dependency cycles).
+pool, zones that belong to the cloud IDC, dependency cycles, dates in a sane range, counts
+measured against the hosts the world has).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ from cockpit.yamlcheck import Document, Problem, ProblemsError
 
 SCHEMA_PATH = Path(__file__).with_name("world.schema.json")
 DEMO_WORLD = Path(__file__).resolve().parent.parent / "data" / "demo-world.yaml"
+
+# What the schema cannot say. The demo has 2,060 hosts and 6,794 containers; these leave room
+# for far bigger platforms while keeping `check` (which places every container) to seconds.
+MAX_HOSTS = 100_000
+MAX_CONTAINERS = 1_000_000
+YEARS = (2000, 2100)  # dates outside are typing mistakes, and year 1 overflows time arithmetic
 
 
 class WorldError(ProblemsError):
@@ -280,7 +287,27 @@ def _cross_check(doc: Document) -> list[Problem]:
             ref(("traffic", "hot_events", ei, "services", si), name, services, "service")
         _parse_time(ev["start"], ("traffic", "hot_events", ei, "start"), bad)
     _parse_time(d["start"], ("start",), bad)
+    _check_counts(d, set(idcs), set(pools), bad)
     return out
+
+
+def _check_counts(d: dict, idcs: set[str], pools: set[str], bad) -> None:
+    """Counts measured against the hosts the host groups make: totals bounded, swaps within their pool."""
+    groups = d["host_groups"]
+    hosts = sum(g["count"] for g in groups)
+    if hosts > MAX_HOSTS:
+        bad(("host_groups",), f"{hosts:,} hosts in all; a world may have at most {MAX_HOSTS:,}")
+    containers = sum(n for s in d.get("services", []) for n in s.get("containers", {}).values())
+    if containers > MAX_CONTAINERS:
+        at_most = f"a world may have at most {MAX_CONTAINERS:,}"
+        bad(("services",), f"{containers:,} containers at the start in all; {at_most}")
+    for wi, w in enumerate(d.get("swaps", [])):
+        if w["idc"] not in idcs or w["online_pool"] not in pools:
+            continue  # already reported as an unknown name
+        have = sum(g["count"] for g in groups if g["idc"] == w["idc"] and g["pool"] == w["online_pool"])
+        if w["hosts"] > have:
+            where = f"pool {w['online_pool']!r} in {w['idc']!r}"
+            bad(("swaps", wi, "hosts"), f"{w['hosts']:,} hosts to swap, but the host groups put {have:,} in {where}")
 
 
 def _check_charge(charge: dict, path, bad) -> None:
@@ -289,17 +316,26 @@ def _check_charge(charge: dict, path, bad) -> None:
             bad(path + ("expires",), "only monthly and yearly hosts expire")
         else:
             try:
-                date.fromisoformat(charge["expires"])
+                day = date.fromisoformat(charge["expires"])
             except ValueError as e:
                 bad(path + ("expires",), f"not a date: {e}")
+            else:
+                _check_year(day.year, path + ("expires",), bad)
 
 
 def _parse_time(text: str, path, bad) -> datetime | None:
     try:
-        return datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
+        t = datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
     except ValueError as e:
         bad(path, f"not a timestamp: {e}")
         return None
+    _check_year(t.year, path, bad)
+    return t
+
+
+def _check_year(year: int, path, bad) -> None:
+    if not YEARS[0] <= year <= YEARS[1]:
+        bad(path, f"the year {year} is out of range: expected {YEARS[0]} to {YEARS[1]}")
 
 
 # --- building domain objects ---------------------------------------------------------------

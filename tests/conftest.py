@@ -56,3 +56,43 @@ def session(demo_db):
     s = open_session(make_cfg(demo_db))
     yield s
     s.close()
+
+
+# --- PostgreSQL: the store's tests run on it as well as on SQLite ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    from tests import pg
+
+    cluster = pg.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_demo_template(pg_cluster, demo_world) -> str:
+    """A PostgreSQL database seeded with the demo world, to copy per test (CREATE DATABASE ... TEMPLATE)."""
+    name = pg_cluster.new_db()
+    db = open_store(pg_cluster.url(name))
+    ensure_seeded(db, demo_world)
+    db.close()
+    return name
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request, tmp_path) -> str:
+    """An empty store, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "s.db")
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.url(cluster.new_db())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def demo_url(request) -> str:
+    """A store seeded with the demo world, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("demo_db")
+    cluster = request.getfixturevalue("pg_cluster")
+    return cluster.url(cluster.new_db(template=request.getfixturevalue("pg_demo_template")))

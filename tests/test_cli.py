@@ -162,7 +162,7 @@ def test_plan_text_and_compare(demo_db):
         (["--service", "feed", "--count", "-5"], "expected a count from 1 to 10000000"),
         (["--service", "nope", "--count", "1"], "no service named 'nope'"),
         (["--service", "feed", "--count", "1", "--idc", "mars"], "no IDC named 'mars'"),
-        (["--service", "feed", "--count", "1", "--filter", "disk >> 2"], "'disk >> 2': '> 2' is not an amount"),
+        (["--service", "feed", "--count", "1", "--filter", "disk >> 2"], "'disk >> 2': the value '> 2' starts with '>'"),
         (["--service", "feed", "--count", "1", "--filter", "disk"], "'disk' is not a constraint like"),
         (["--service", "feed", "--count", "1", "--strategy", "custom", "--weights", "x=1"], "unknown scorer 'x'"),
         (["--service", "feed", "--template", "101", "--count", "1"], "not allowed with argument"),

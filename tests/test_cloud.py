@@ -118,8 +118,14 @@ def test_injected_faults_carry_their_codes(cloud):
 def test_delete_and_renew(cloud):
     c, m = cloud()
     ids = c.run_instances(req(amount=2, charge_type="PrePaid", period=1, period_unit="Month")).instance_ids
-    c.renew_instances(ids, 2)
+    c.renew_instances(ids, 2, token="renew-1")
     assert all(m.instances[i].renewed_months == 2 for i in ids)
+    c.renew_instances(ids, 2, token="renew-1")  # made again after a crash: not paid twice
+    assert all(m.instances[i].renewed_months == 2 for i in ids)
+    with pytest.raises(CloudError) as e:
+        c.renew_instances(ids, 3, token="renew-1")
+    assert e.value.code == "IdempotentParameterMismatch"
+    assert all(i.private_ip and i.private_ip.startswith("172.") for i in c.describe_instances(ids))
     c.delete_instances(ids[:1])
     assert [i.id for i in c.describe_instances(ids)] == ids[1:]
     with pytest.raises(CloudError) as e:

@@ -35,7 +35,7 @@ def test_closing_the_terminal_stops_cockpit_and_releases_the_engine_lease(demo_d
     try:
         _read_until(master, b"active", timeout=30)  # the engine runs inside this cockpit
         db = open_store(demo_db)
-        holder = current_holder(time.time())
+        holder = current_holder()
         assert holder is not None and holder.pid == pid
         os.close(master)  # the connection drops: the kernel hangs up the session
         deadline = time.time() + 15
@@ -49,7 +49,7 @@ def test_closing_the_terminal_stops_cockpit_and_releases_the_engine_lease(demo_d
             os.kill(pid, 9)
             os.waitpid(pid, 0)
             raise AssertionError("cockpit kept running after its terminal went away")
-        assert current_holder(time.time()) is None  # handed back, not left to lapse
+        assert current_holder() is None  # handed back, not left to lapse
         db.close()
     finally:
         try:

@@ -39,7 +39,7 @@ def test_ansible_initialises_hosts_and_records_a_failure_with_its_task(demo_db, 
     roots = tmp_path / "roots"
     roots.mkdir()
     (roots / names[2]).write_text("not a directory")  # this host's disk is broken
-    backend = AnsibleInit(work_dir=tmp_path / "ansible", connection="local")
+    backend = AnsibleInit(work_dir=tmp_path / "ansible", connection="local", root_dir=roots)
     writer = StatusWriter(db)
     runner = InitRunner(db, backend, writer, timeout_s=120,
                         target=init_target(demo_world, InitSettings(root_dir=str(roots))))
@@ -69,7 +69,7 @@ def test_ansible_initialises_hosts_and_records_a_failure_with_its_task(demo_db, 
 
 
 def test_a_local_connection_refuses_a_host_without_its_own_root(tmp_path):
-    backend = AnsibleInit(work_dir=tmp_path, connection="local")
+    backend = AnsibleInit(work_dir=tmp_path, connection="local", root_dir=tmp_path)
     with pytest.raises(ValueError, match="init_root other than /"):
         backend.inventory([InitTarget("h1", None, {})])
 

@@ -5,13 +5,15 @@ The checks evaluate constraints with their own small evaluator, not the planner'
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from cockpit.core.dependencies import CycleError, expand
-from cockpit.core.placement import HostTable, Request, place
+from cockpit.core.placement import HostTable, Request, parse_constraints, place
 from cockpit.core.placement.reference import place_one_by_one
 from cockpit.domain import Constraint, Dependency, Host, PlacementRules, Service, Template, Traffic
 
@@ -34,7 +36,8 @@ def tables(draw, min_hosts=1, max_hosts=40):
         hosts.append(Host(
             id=i + 1, name=f"h{i:03d}", idc=draw(st.sampled_from(["a", "b"])), pool=draw(st.sampled_from(["p0", "p1"])),
             group="g", hardware=f"hw{c}", cores=c, memory_gb=m, disk_gb=d,
-            labels={"role": draw(st.sampled_from(["web", "rpc"])), "gen": draw(st.sampled_from(["old", "new"]))},
+            labels={"role": draw(st.sampled_from(["web", "rpc"])), "gen": draw(st.sampled_from(["old", "new"])),
+                    "disk": draw(st.sampled_from(["ssd", "hdd"]))},
             source="physical", zone=None, charge_type="owned", price=0, alive=draw(st.integers(0, 9)) > 0,
         ))
     existing_specs = [svc("db", 2, 4, host_ports=(5432,)), svc("cache", 1, 8)]
@@ -63,6 +66,8 @@ def requests(draw):
     constraints = draw(st.lists(st.sampled_from([
         Constraint("role", "==", "web"), Constraint("gen", "!=", "old"), Constraint("disk", ">=", "1T"),
         Constraint("cores", ">", "12"), Constraint("gen", "in", "old,new"), Constraint("memory", "<=", "32"),
+        Constraint("disk", "==", "ssd"), Constraint("disk", "!=", "ssd"), Constraint("label.gen", "==", "new"),
+        Constraint("label.disk", "in", "hdd,nvme"), Constraint("disk", "in", "600,1.171875T"),
     ]), max_size=2, unique=True))
     rules = {}
     if draw(st.booleans()):
@@ -83,14 +88,21 @@ def requests(draw):
 
 
 def _label_ok(labels: dict, cores: int, mem: int, disk: int, c: Constraint) -> bool:
-    """An independent evaluator for the constraints the tests use."""
+    """An independent evaluator for the constraints the tests use: label.KEY is always a label;
+    a capacity key compared with a word (disk == ssd) is the label of that name."""
     numbers = {"cores": cores, "memory": mem, "disk": disk}
-    if c.key in numbers:
+
+    def amount(v: str) -> float:
+        return float(v[:-1]) * 1024 if v.endswith("T") else float(v)
+
+    if c.key in numbers and c.value.split(",")[0][0].isdigit():
         value = numbers[c.key]
-        want = float(c.value[:-1]) * 1024 if c.value.endswith("T") else float(c.value)
+        if c.op == "in":
+            return value in [amount(v) for v in c.value.split(",")]
+        want = amount(c.value)
         return {">=": value >= want, ">": value > want, "<=": value <= want, "<": value < want,
                 "==": value == want, "!=": value != want}[c.op]
-    have = labels.get(c.key)
+    have = labels.get(c.key.removeprefix("label."))
     if c.op == "in":
         return have in c.value.split(",")
     return (have == c.value) if c.op == "==" else (have != c.value)
@@ -195,6 +207,70 @@ def test_every_refused_host_has_a_reason_and_the_last_filter_is_named():
     assert plan.reason(1) == "host is down"
     assert plan.reason(2) == "no label role (needs role == web)"
     assert plan.why_unplaced() == "placed 0 of 10: no host passes 'role == web' (it removed the last 3 hosts)"
+
+
+def labelled_hosts() -> HostTable:
+    """Four hosts whose `disk` and `cores` labels are named like the built-in capacities."""
+    labels = [{"disk": "ssd", "gen": "new"}, {"disk": "hdd", "gen": "old"}, {"disk": "ssd", "gen": "old"},
+              {"gen": "new", "cores": "many"}]
+    hosts = [Host(i + 1, f"h{i:03d}", "a", "p0", "g", "new", 32, 32, 2048, lab, "physical", None, "owned", 0)
+             for i, lab in enumerate(labels)]
+    return HostTable.build(hosts, [])
+
+
+def test_a_capacity_key_compared_with_a_word_filters_on_the_label_of_that_name():
+    t = labelled_hosts()
+    plan = place(t, Request.for_service(svc("web", constraints=(Constraint("disk", "==", "ssd"),)), 8, pool=None))
+    assert set(plan.per_host()) == {0, 2}
+    assert plan.reason(1) == "label disk=hdd (needs disk == ssd)"
+    assert plan.reason(3) == "no label disk (needs disk == ssd)"
+
+
+def test_label_prefix_always_names_the_label():
+    t = labelled_hosts()
+    plan = place(t, Request.for_service(svc("web", constraints=(Constraint("label.gen", "==", "new"),)), 8, pool=None))
+    assert set(plan.per_host()) == {0, 3}
+    assert plan.reason(1) == "label gen=old (needs label.gen == new)"
+    plan = place(labelled_hosts(), Request.for_service(
+        svc("web", constraints=(Constraint("label.cores", "in", "many,few"),)), 8, pool=None))
+    assert set(plan.per_host()) == {3}
+
+
+def test_a_capacity_key_compared_with_an_amount_is_still_the_capacity():
+    t = labelled_hosts()
+    plan = place(t, Request.for_service(svc("web", constraints=(Constraint("disk", ">=", "3T"),)), 8, pool=None))
+    assert plan.placed == 0 and plan.reason(0) == "disk 2 TB (needs disk >= 3T)"
+    plan = place(labelled_hosts(), Request.for_service(
+        svc("web", constraints=(Constraint("disk", "==", "2T"),)), 8, pool=None))
+    assert set(plan.per_host()) == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("role ===", "the value '=' starts with '='"),
+        ("disk >> 2", "the value '> 2' starts with '>'"),
+        ("role == ", "is not a constraint like"),
+        ("-x == 1", "'-x' is not a key"),
+        ("label. == x", "'label.' is not a key"),
+        ("gen in old,", "an empty choice in 'old,'"),
+        ("role == web,,gen == new", "an empty constraint"),
+        ("role == web,", "an empty constraint"),
+        ("disk in ssd,2T", "mixes amounts and label values"),
+        ("disk >= ssd", "'ssd' is not an amount"),
+        ("gen >= inf", ">= needs a number"),
+        ("role == a, x", "'x' is not a constraint like"),
+    ],
+)
+def test_malformed_constraints_are_refused_with_the_reason(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_constraints(text)
+
+
+def test_constraints_parse_at_the_first_operator():
+    assert parse_constraints("gen in a==b, disk == ssd, label.disk != hdd") == (
+        Constraint("gen", "in", "a==b"), Constraint("disk", "==", "ssd"), Constraint("label.disk", "!=", "hdd"))
+    assert parse_constraints("  ") == ()
 
 
 def test_when_resources_run_out_the_plan_says_how_many_fit_and_what_is_short():

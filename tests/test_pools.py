@@ -24,6 +24,7 @@ def engine_for(session, **kw) -> tuple[Engine, FakeClock]:
 def run_tasks(e: Engine, real: FakeClock) -> None:
     real.t += 1
     e.tick()
+    e.run_tasks()
 
 
 def test_giving_hosts_back_re_places_their_containers_and_records_the_move(session):

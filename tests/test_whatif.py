@@ -10,7 +10,7 @@ from cockpit.core.placement.metrics import measure
 from cockpit.core.whatif import Catalog, WhatIf, WhatIfError, build, document, preview
 from cockpit.domain import Host, PlacementRules, Service, Traffic
 from cockpit.engine.engine import Engine
-from cockpit.store.db import open_store
+from cockpit.store.db import StoreError, open_store, upgrade_store
 from cockpit.store.models import ContainerRow, HostRow, TaskRow
 from tests.test_engine import FakeClock
 
@@ -51,6 +51,8 @@ def test_a_preview_by_template_name_or_sid_is_the_same(demo):
         ({"target": "feed", "count": 1, "strategy": "custom", "weights": "speed=1"}, "unknown scorer 'speed'"),
         ({"target": "feed", "count": 1, "strategy": "custom"}, "custom needs weights"),
         ({"target": "sid:999", "count": 1}, "no template with sid 999"),
+        ({"target": "feed", "count": 1, "seed": -5}, "seed must be from 0 to"),
+        ({"target": "feed", "count": 1, "seed": 2**64}, "seed must be from 0 to"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(demo, fields, message):
@@ -123,7 +125,7 @@ def test_applying_a_plan_starts_its_containers_and_re_places_what_no_longer_fits
     engine = Engine(session.db, session.world, real_clock=real)
     engine.step_lease()
     real.t += 1
-    engine.tick()
+    engine.run_tasks()
     task = TaskRow.get_by_id(outcome.task)
     assert task.state == "done"
     total = sum(d.plan.placed for d in p.parts)
@@ -143,21 +145,26 @@ def test_apply_is_refused_in_read_only_mode_and_audited(session):
     assert TaskRow.select().count() == 0
 
 
-def test_a_version_1_store_upgrades_in_place(tmp_path):
+def test_a_version_1_store_upgrades_when_asked(tmp_path):
     path = str(tmp_path / "old.db")
     db = open_store(path)
-    ContainerRow.insert(service="feed", host=1, idc="a", created_t=0).execute()
-    # take the store back to schema 1: what versions 2 and 3 added goes
-    db.execute_sql("ALTER TABLE container DROP COLUMN ref")
+    ContainerRow.insert(service="feed", host=1, idc="a", created_t=0, name="x").execute()
+    # take the store back to schema 1: what versions 2, 3 and 4 added goes
+    db.execute_sql("DROP INDEX container_name")
+    for column in ("ref", "name", "state", "address", "ports"):
+        db.execute_sql(f'ALTER TABLE container DROP COLUMN "{column}"')
     db.execute_sql("DROP INDEX host_status")
-    for column in ("init_task", "order", "expiry_warned"):
+    for column in ("init_task", "order", "expiry_warned", "address"):
         db.execute_sql(f'ALTER TABLE host DROP COLUMN "{column}"')
-    for table in ("ecs_order", "ecs_call", "pool_move"):
-        db.execute_sql(f"DROP TABLE {table}")
+    for table in ("ecs_order", "ecs_call", "pool_move", "call"):
+        db.execute_sql(f'DROP TABLE "{table}"')
     db.execute_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
+    with pytest.raises(StoreError, match="cockpit store upgrade"):
+        open_store(path)
+    assert upgrade_store(path)[:2] == (1, 4)
     db = open_store(path)
     assert "ref" in [c.name for c in db.get_columns("container")]
-    assert {"init_task", "order", "expiry_warned"} <= {c.name for c in db.get_columns("host")}
-    assert db.table_exists("ecs_order") and db.table_exists("pool_move")
-    assert ContainerRow.select().count() == 1
+    assert {"init_task", "order", "expiry_warned", "address"} <= {c.name for c in db.get_columns("host")}
+    assert db.table_exists("ecs_order") and db.table_exists("pool_move") and db.table_exists("call")
+    assert ContainerRow.select().count() == 1 and ContainerRow.get().name == "feed-0-1"

@@ -20,7 +20,7 @@ from aliyunsdkecs.request.v20140526.DescribeInstancesRequest import DescribeInst
 from aliyunsdkecs.request.v20140526.RenewInstanceRequest import RenewInstanceRequest
 from aliyunsdkecs.request.v20140526.RunInstancesRequest import RunInstancesRequest
 
-from cockpit.backends.base import CloudError, Instance, RunRequest, RunResult
+from cockpit.backends.base import CloudError, Instance, RunRequest, RunResult, instance_of, renew_token
 
 DEFAULT_ID_VAR = "ALIBABA_CLOUD_ACCESS_KEY_ID"
 DEFAULT_SECRET_VAR = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
@@ -140,8 +140,7 @@ class AliyunCloud:
             r.set_InstanceIds(json.dumps(ids[i : i + 100]))
             r.set_PageSize(100)
             body = self._do(r)
-            out += [Instance(x["InstanceId"], x.get("ZoneId", ""), x.get("InstanceType", ""), x.get("Status", ""))
-                    for x in body.get("Instances", {}).get("Instance", [])]
+            out += [instance_of(x) for x in body.get("Instances", {}).get("Instance", [])]
         return out
 
     def delete_instances(self, ids: list[str]) -> None:
@@ -151,10 +150,11 @@ class AliyunCloud:
             r.set_Force(True)
             self._do(r)
 
-    def renew_instances(self, ids: list[str], months: int) -> None:
+    def renew_instances(self, ids: list[str], months: int, token: str) -> None:
         for iid in ids:
             r = RenewInstanceRequest()
             r.set_InstanceId(iid)
             r.set_Period(months)
             r.set_PeriodUnit("Month")
+            r.set_ClientToken(renew_token(token, iid))  # a renewal repeated after a crash is not paid twice
             self._do(r)

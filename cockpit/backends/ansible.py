@@ -4,6 +4,11 @@ The run happens in a child process (backends/ansible_job.py) whose environment h
 what Ansible needs: ansible-runner records its whole environment in its artifacts, and the
 cockpit's own environment may hold cloud keys. `ansible-playbook` must be on that PATH: the
 virtual environment's bin directory comes first.
+
+A local connection makes every host this machine, so it is confined: each host's init_root is
+a directory of its own inside root_dir, and nothing that acts on the machine itself (sysctl,
+packages, services) runs. Extra vars outrank every host variable in Ansible, so the variables
+that would undo this are refused in them, not merely overridden; the playbook guards itself too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,75 @@ from pathlib import Path
 from cockpit.backends.base import InitEvent, InitTarget
 
 PLAYBOOK = Path(__file__).resolve().parent.parent.parent / "data" / "playbooks" / "init.yml"
+CONNECTIONS = {"ssh": "an ssh connection", "local": "a local connection"}
+CONFINED_TASK = "local connection confined"  # also the name of the playbook's guard task
+
+# What a local run's extra vars may not set, and why (besides every `ansible_*` variable).
+LOCAL_FORBIDDEN_VARS = {
+    "init_root": "each host's root is root_dir/<host>",
+    "apply_sysctl": "sysctl is never applied to this machine",
+    "manage_docker": "packages and services of this machine are never touched",
+}
+# Trees of the operating system: no hosts' root directory may be one or lie inside one.
+# /var is one (libraries' state, logs, spools) except what lies inside its temporary directory.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/proc", "/run", "/sbin", "/sys", "/usr", "/var")
+NOT_SYSTEM = ("/var/tmp",)
+
+
+def forbidden_extravars(extravars: dict, connection: str) -> dict[str, str]:
+    """The extra vars this connection may not take, each with why. `ansible_connection` never:
+    it would turn an ssh run into a local one with every host's root at "/"."""
+    out = {}
+    for key in extravars:
+        name = str(key)
+        if name == "ansible_connection":
+            out[name] = "the connection is backends.init.connection"
+        elif connection == "local" and name in LOCAL_FORBIDDEN_VARS:
+            out[name] = LOCAL_FORBIDDEN_VARS[name]
+        elif connection == "local" and name.startswith("ansible_"):
+            out[name] = "Ansible's own variables would change how this machine is reached"
+    return out
+
+
+def _within(path: str, tree: str) -> bool:
+    return path == tree or path.startswith(tree.rstrip("/") + "/")
+
+
+def root_dir_problem(root_dir: str | os.PathLike) -> str | None:
+    """Why a directory cannot hold the roots of local-connection hosts, or None.
+
+    The rule, on the path with symbolic links resolved: it is an existing directory at least two
+    levels below / (so never /, /tmp, /home or /root themselves), and neither is nor lies inside a
+    system tree: /bin /boot /dev /etc /lib* /proc /run /sbin /sys /usr, or /var (but inside
+    /var/tmp is fine)."""
+    given = str(root_dir)
+    if not os.path.isabs(given):
+        return f"{given} is not an absolute path"
+    real = os.path.realpath(given)
+    shown = given if real == given else f"{given} (that is {real})"
+    parts = [p for p in real.split("/") if p]
+    system = [t for t in SYSTEM_TREES if _within(real, t)] + ["/" + p for p in parts[:1] if p.startswith("lib")]
+    if system and not any(real.startswith(t + "/") for t in NOT_SYSTEM):
+        return f"{shown} is inside the system directory {system[0]}"
+    if len(parts) < 2:
+        return f"{shown} is / or a directory right below it: use a directory of its own, such as /srv/cockpit/hosts"
+    if not os.path.isdir(real):
+        return f"{shown} is not a directory (create it first)"
+    return None
+
+
+def confined_root(host: InitTarget, root_dir: str) -> str:
+    """The host's init_root with links resolved, when it is an absolute path strictly inside the
+    (resolved) root_dir; ValueError naming the host otherwise."""
+    root = host.vars.get("init_root")
+    if not isinstance(root, str) or not root.strip("/"):
+        raise ValueError(f"host {host.name}: a local-connection run needs an init_root other than /")
+    if not os.path.isabs(root):
+        raise ValueError(f"host {host.name}: init_root {root} is not an absolute path")
+    real, top = os.path.realpath(root), os.path.realpath(root_dir)
+    if real == top or not _within(real, top):
+        raise ValueError(f"host {host.name}: init_root {root} is not a directory inside root_dir {top}")
+    return real
 
 
 def scrubbed_env(home: str) -> dict[str, str]:
@@ -42,46 +116,89 @@ class AnsibleInit:
         *,
         work_dir: str | Path,
         playbook: str | Path = PLAYBOOK,
-        connection: str = "ssh",  # or "local": every host is this machine (tests)
+        connection: str = "ssh",  # or "local": every host is this machine, with its root in root_dir
+        root_dir: str | Path | None = None,
         user: str | None = None,
         private_key_file: str | None = None,
         forks: int = 10,
         extravars: dict | None = None,
     ):
+        if connection not in CONNECTIONS:
+            raise ValueError(f"connection: {connection!r} is not one of {', '.join(CONNECTIONS)}")
         self.work_dir = Path(work_dir)
         self.playbook = str(Path(playbook).resolve())
         self.connection = connection
+        self.root_dir = str(root_dir) if root_dir is not None else None
         self.user = user
         self.private_key_file = private_key_file
         self.forks = forks
         self.extravars = dict(extravars or {})
+        self.job_extravars()  # refuse at once what every run would refuse
+
+    def job_extravars(self) -> dict:
+        """The extra vars of a run; ValueError when the connection may not take them.
+
+        Checked again at each run: the object may have been changed since it was built."""
+        if self.connection == "local":
+            self.local_root()
+        bad = forbidden_extravars(self.extravars, self.connection)
+        if bad:
+            key = sorted(bad)[0]
+            raise ValueError(f"extravars.{key}: {CONNECTIONS[self.connection]} may not set it ({bad[key]})")
+        if self.connection == "local":  # extra vars outrank everything: host-level changes stay off
+            return {**self.extravars, "apply_sysctl": False, "manage_docker": False}
+        return dict(self.extravars)
+
+    def local_root(self) -> str:
+        """root_dir, when it may hold the hosts' roots (see root_dir_problem); ValueError otherwise."""
+        if self.root_dir is None:
+            raise ValueError("root_dir: a local connection needs a directory for the hosts' roots")
+        problem = root_dir_problem(self.root_dir)
+        if problem:
+            raise ValueError(f"root_dir: {problem}")
+        return self.root_dir
+
+    def host_vars(self, h: InitTarget) -> dict:
+        """The host's inventory variables; ValueError naming the host when a local one would leave its root."""
+        v = dict(h.vars)
+        if self.connection == "local":
+            bad = sorted(k for k in v if k in ("apply_sysctl", "manage_docker") or str(k).startswith("ansible_"))
+            if bad:
+                raise ValueError(f"host {h.name}: a local connection may not set {bad[0]}")
+            v["init_root"] = confined_root(h, self.local_root())
+            v["ansible_python_interpreter"] = sys.executable
+        else:
+            v["ansible_host"] = h.address or h.name
+            if self.user:
+                v["ansible_user"] = self.user
+            if self.private_key_file:
+                v["ansible_ssh_private_key_file"] = self.private_key_file
+        v["ansible_connection"] = self.connection  # last: no host variable chooses the connection
+        return v
 
     def inventory(self, hosts: list[InitTarget]) -> dict:
-        out = {}
-        for h in hosts:
-            v = {"ansible_connection": self.connection, **h.vars}
-            if self.connection == "local":
-                # Every "host" is this machine: each must have a directory of its own, never "/".
-                root = str(v.get("init_root", "/")).rstrip("/")
-                if not root:
-                    raise ValueError(f"host {h.name}: a local-connection run needs an init_root other than /")
-                v["ansible_python_interpreter"] = sys.executable
-            else:
-                v["ansible_host"] = h.address or h.name
-                if self.user:
-                    v["ansible_user"] = self.user
-                if self.private_key_file:
-                    v["ansible_ssh_private_key_file"] = self.private_key_file
-            out[h.name] = v
-        return {"all": {"hosts": out}}
+        return {"all": {"hosts": {h.name: self.host_vars(h) for h in hosts}}}
 
     def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float) -> None:
+        extravars = self.job_extravars()
+        inventory = {}
+        for h in hosts:  # a host that would leave its root fails alone, before Ansible starts
+            try:
+                inventory[h.name] = self.host_vars(h)
+            except ValueError as e:
+                emit(InitEvent(h.name, "failed", CONFINED_TASK, str(e)))
+        if not inventory:
+            return
         self.work_dir.mkdir(parents=True, exist_ok=True)
         run_dir = tempfile.mkdtemp(prefix="run-", dir=self.work_dir)
         job = {
-            "private_data_dir": run_dir, "playbook": self.playbook, "inventory": self.inventory(hosts),
-            "extravars": self.extravars, "forks": self.forks, "timeout": int(timeout_s),
+            "private_data_dir": run_dir, "playbook": self.playbook, "inventory": {"all": {"hosts": inventory}},
+            "extravars": extravars, "forks": self.forks, "timeout": int(timeout_s),
         }
+        self._run_job(job, set(inventory), emit, timeout_s)
+
+    def _run_job(self, job: dict, names: set[str], emit: Callable[[InitEvent], None], timeout_s: float) -> None:
+        run_dir = job["private_data_dir"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "cockpit.backends.ansible_job"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -93,7 +210,6 @@ class AnsibleInit:
         try:
             proc.stdin.write(json.dumps(job))
             proc.stdin.close()
-            names = {h.name for h in hosts}
             for line in proc.stdout:
                 try:
                     ev = json.loads(line)

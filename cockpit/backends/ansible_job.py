@@ -2,7 +2,9 @@
 
 Started by backends/ansible.py as a child process with a scrubbed environment: ansible-runner
 copies its process environment into its artifacts, and cloud keys must not land there.
-Input (stdin): {"private_data_dir", "playbook", "inventory", "extravars", "forks", "timeout"}.
+Input (stdin): {"private_data_dir", "playbook", "inventory", "extravars", "forks", "timeout"}, and
+"check": true for Ansible's check mode: it changes nothing, and each task's result (why it was
+skipped, what it would change) is in the artifacts' stdout.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def main() -> int:
         quiet=True,
         event_handler=on_event,
         rotate_artifacts=20,
+        cmdline="--check -v" if job.get("check") else None,
     )
     if r.rc == 127:
         _say(host="*", status="failed", task="ansible-playbook", message="ansible-playbook not found on PATH")

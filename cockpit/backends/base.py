@@ -5,6 +5,7 @@ The engine talks only to these. A real backend and its sim twin pass one contrac
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -40,12 +41,55 @@ class HostHealth(Protocol):
     def poll(self, alive: np.ndarray, down_until: np.ndarray, now: float, dt: float) -> HealthChange: ...
 
 
-class ContainerRuntime(Protocol):
-    """Starts containers on hosts (Docker Engine on each host, or the simulation)."""
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container to run. `name` is unique on the platform: starting it again is safe."""
 
-    def start(self, host: str, service: str, image: str, count: int) -> list[str]:
-        """Start `count` containers of `image` on `host`; the ids of those that started."""
-        ...
+    name: str
+    host: str
+    host_address: str | None
+    service: str
+    image: str
+    ports: tuple[int, ...] = ()  # container ports to publish on some free host port
+    host_ports: tuple[int, ...] = ()  # ports bound on the host as they are
+    cpu: float = 0.0
+    memory_gb: float = 0.0
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    host: str
+    service: str
+    ref: str  # the runtime's id
+    state: str  # running | exited | created
+    address: str | None
+    ports: tuple[tuple[int, int], ...]  # (container port, host port)
+
+
+class ContainerError(Exception):
+    """A container engine's error. `transient` when trying again may work (the engine is down)."""
+
+    def __init__(self, host: str, message: str, transient: bool = False):
+        super().__init__(f"{host}: {message}")
+        self.host = host
+        self.message = message
+        self.transient = transient
+
+
+class ContainerRuntime(Protocol):
+    """Containers on hosts: Docker Engine on each host, or the simulation. Every call may be
+    repeated: starting a name that runs returns it, stopping or removing one that is gone is done."""
+
+    def start(self, spec: ContainerSpec) -> ContainerInfo: ...
+
+    def stop(self, host: str, name: str, timeout_s: float = 10.0) -> None: ...
+
+    def remove(self, host: str, name: str) -> None: ...
+
+    def inspect(self, host: str, name: str) -> ContainerInfo | None: ...
+
+    def list(self, host: str) -> list[ContainerInfo]: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +122,19 @@ class Instance:
     zone: str
     instance_type: str
     status: str
+    private_ip: str | None = None
+
+
+def instance_of(x: dict) -> Instance:
+    """An instance from DescribeInstances' answer (the same shape from ECS and the sim cloud)."""
+    ips = ((x.get("VpcAttributes") or {}).get("PrivateIpAddress") or {}).get("IpAddress") or []
+    return Instance(x["InstanceId"], x.get("ZoneId", ""), x.get("InstanceType", ""), x.get("Status", ""),
+                    ips[0] if ips else None)
+
+
+def renew_token(token: str, instance_id: str) -> str:
+    """The ClientToken of one instance's renewal (<= 64 characters), from the call's key."""
+    return "renew-" + hashlib.sha256(f"{token}/{instance_id}".encode()).hexdigest()[:40]
 
 
 class CloudError(Exception):
@@ -100,8 +157,8 @@ class Cloud(Protocol):
 
     def delete_instances(self, ids: list[str]) -> None: ...
 
-    def renew_instances(self, ids: list[str], months: int) -> None:
-        """Extend prepaid instances by `months`."""
+    def renew_instances(self, ids: list[str], months: int, token: str) -> None:
+        """Extend prepaid instances by `months`. The same `token` again renews nothing more."""
         ...
 
 

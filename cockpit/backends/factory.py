@@ -17,12 +17,35 @@ class BackendError(ValueError):
 class InitSettings:
     batch: int = 20
     timeout_s: float = 600.0
-    root_dir: str | None = None  # local connection: each host's init_root is root_dir/<host>
+    root_dir: str | None = None  # local connection only: each host's init_root is root_dir/<host>
+
+
+def init_problem(init: dict) -> str | None:
+    """What is wrong with an Ansible init config, as "backends.init.SETTING: why", or None.
+
+    A local connection makes every host this machine: it needs a root_dir that may hold the
+    hosts' roots, and its extravars may not move a root or reach the machine itself."""
+    if init.get("kind") != "ansible":
+        return None
+    from cockpit.backends.ansible import CONNECTIONS, forbidden_extravars, root_dir_problem
+
+    connection = init.get("connection", "ssh")
+    if connection == "local":
+        if not init.get("root_dir"):
+            return "backends.init.root_dir: a local connection needs a directory for the hosts' roots"
+        problem = root_dir_problem(init["root_dir"])
+        if problem:
+            return f"backends.init.root_dir: {problem}"
+    bad = forbidden_extravars(init.get("extravars") or {}, connection)
+    if bad:
+        key = sorted(bad)[0]
+        return f"backends.init.extravars.{key}: {CONNECTIONS.get(connection, connection)} may not set it ({bad[key]})"
+    return None
 
 
 def check(backends: dict) -> None:
     """Fail early, with the setting named, on what would stop the engine later: missing keys,
-    plain http to a remote endpoint, a local Ansible connection without its root directory."""
+    plain http to a remote endpoint, a local Ansible connection that could leave its root."""
     cloud = backends.get("cloud", {})
     if cloud.get("kind") == "aliyun":
         from cockpit.backends.aliyun import Credentials, CredentialsError, _loopback
@@ -39,9 +62,9 @@ def check(backends: dict) -> None:
         endpoint = cloud.get("endpoint")
         if cloud.get("protocol") == "http" and not (endpoint and _loopback(endpoint)):
             raise BackendError("backends.cloud.protocol: plain http is only for a loopback endpoint")
-    init = backends.get("init", {})
-    if init.get("kind") == "ansible" and init.get("connection") == "local" and not init.get("root_dir"):
-        raise BackendError("backends.init.root_dir: a local connection needs a directory for the hosts' roots")
+    problem = init_problem(backends.get("init", {}))
+    if problem:
+        raise BackendError(problem)
 
 
 def make_cloud(settings: dict, world: World, known_instances: list[tuple[str, str, str]] = ()) -> Cloud | None:
@@ -85,17 +108,22 @@ def make_cloud(settings: dict, world: World, known_instances: list[tuple[str, st
 
 def make_init(settings: dict, world: World, work_dir: Path) -> tuple[HostInit, InitSettings]:
     kind = settings.get("kind", "sim")
+    local = kind == "ansible" and settings.get("connection", "ssh") == "local"
     s = InitSettings(batch=settings.get("batch", 20), timeout_s=settings.get("timeout_s", 600.0),
-                     root_dir=settings.get("root_dir"))
+                     root_dir=settings.get("root_dir") if local else None)  # a real host's root is its own /
     if kind == "ansible":
         from cockpit.backends.ansible import AnsibleInit
 
-        connection = settings.get("connection", "ssh")
-        if connection == "local" and not s.root_dir:
-            raise BackendError("backends.init.root_dir: a local connection needs a directory for the hosts' roots")
-        return AnsibleInit(work_dir=work_dir / "ansible", connection=connection, user=settings.get("user"),
-                           private_key_file=settings.get("private_key_file"), forks=settings.get("forks", 10),
-                           extravars=settings.get("extravars")), s
+        problem = init_problem(settings)
+        if problem:
+            raise BackendError(problem)
+        try:
+            return AnsibleInit(work_dir=work_dir / "ansible", connection=settings.get("connection", "ssh"),
+                               root_dir=s.root_dir, user=settings.get("user"),
+                               private_key_file=settings.get("private_key_file"), forks=settings.get("forks", 10),
+                               extravars=settings.get("extravars")), s
+        except ValueError as e:
+            raise BackendError(f"backends.init.{e}") from None
     from cockpit.backends.sim.init import SimInit
 
     return SimInit(seed=world.seed, forks=settings.get("forks", 10)), s
@@ -111,6 +139,6 @@ def init_target(world: World, settings: InitSettings):
         v = {"registry_mirrors": mirrors.get(row.idc, [])}
         if settings.root_dir:
             v["init_root"] = str(Path(settings.root_dir) / row.name)
-        return InitTarget(row.name, None, v)
+        return InitTarget(row.name, getattr(row, "address", None), v)
 
     return target

@@ -148,6 +148,8 @@ def build(
         s = int(seed or 0)
     except (TypeError, ValueError):
         raise WhatIfError(f"seed must be a whole number, got {seed!r}") from None
+    if not 0 <= s <= 2**63 - 1:
+        raise WhatIfError(f"seed must be from 0 to {2**63 - 1}, got {s}")
     idc = (idc or "").strip() or None
     if idc is not None and idcs is not None and idc not in idcs:
         raise WhatIfError(f"no IDC named {idc!r} (known: {', '.join(sorted(idcs))})")

@@ -22,6 +22,7 @@ ACTIONS: dict[str, Action] = {
         Action("sim.pause", "Pause or resume the platform clock", "operator", False),
         Action("sim.hot_event", "Start a hot event (simulated traffic surge)", "operator", True),
         Action("plan.apply", "Scale: apply a plan", "operator", True),
+        Action("service.scale_in", "Scale in: stop containers of a service", "operator", True),
         Action("ecs.order", "Order ECS hosts", "operator", True),
         Action("ecs.pause", "Pause an ECS order", "operator", False),
         Action("ecs.resume", "Resume an ECS order", "operator", False),

@@ -16,6 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +27,8 @@ from cockpit.backends.base import Cloud, CloudError, RunRequest
 from cockpit.core.ecs_queue import MAX_ATTEMPTS, Kind, Option, backoff, classify, client_token, next_option
 from cockpit.domain import World
 from cockpit.engine import journal
-from cockpit.store.db import bulk_insert, get_meta, set_meta
+from cockpit.engine.lease import LeaseLost
+from cockpit.store.db import bulk_insert, bump_version, get_meta
 from cockpit.store.models import EcsCallRow, EcsOrderRow, HostRow
 
 log = logging.getLogger(__name__)
@@ -75,8 +77,12 @@ class EcsDrainer:
         platform_now: Callable[[], float] = time.time,
         real_clock: Callable[[], float] = time.time,
         seed: int = 0,
+        fence: Callable[[], AbstractContextManager] | None = None,
     ):
+        """`fence`: the engine's lease.fenced, so a drainer whose engine lost the lease writes
+        nothing more (tests and benchmarks that run a drainer alone leave it out)."""
         self.db = db
+        self.fence = fence or db.atomic
         self.cloud = cloud
         self.world = world
         self.settings = settings
@@ -113,6 +119,8 @@ class EcsDrainer:
     def _loop(self) -> None:
         try:
             self.drain(until=self._stop.is_set)
+        except LeaseLost:
+            log.warning("ECS drainer stopped: the engine lease is gone")
         except Exception:  # noqa: BLE001 - the drainer must not die silently in a thread
             log.exception("ECS drainer stopped")
 
@@ -158,17 +166,29 @@ class EcsDrainer:
 
     def _make(self, call: _Call):
         try:
-            return self.cloud.run_instances(call.req)
+            result = self.cloud.run_instances(call.req)
         except CloudError as e:
             return e
         except Exception as e:  # noqa: BLE001 - a transport we did not expect: retry as transient
             return CloudError("SDK.HttpError", f"{type(e).__name__}: {e}")
+        return result, self._addresses(result.instance_ids)
+
+    def _addresses(self, ids: list[str]) -> dict[str, str]:
+        """Where the new instances answer. Best effort: a host whose address the cloud did not
+        give yet has none (and its initialisation waits for it)."""
+        if not ids:
+            return {}
+        try:
+            return {i.id: i.private_ip for i in self.cloud.describe_instances(ids) if i.private_ip}
+        except Exception as e:  # noqa: BLE001 - the instances exist either way; only the address is missing
+            log.warning("ECS drainer: no addresses for %d new instances: %s", len(ids), e)
+            return {}
 
     # --- the store ------------------------------------------------------------------------
 
     def _recover(self) -> None:
         """Calls a dead drainer left in flight are made again, with the same token."""
-        with self.db.atomic():
+        with self.fence():
             n = EcsCallRow.update(state="retry", not_before_real=0.0).where(EcsCallRow.state == "in_flight").execute()
         if n:
             log.info("ECS drainer: %d call(s) left in flight will be made again with their tokens", n)
@@ -184,7 +204,7 @@ class EcsDrainer:
     def _reserve(self, free: int) -> list[_Call]:
         now = self.real_clock()
         out: list[_Call] = []
-        with self.db.atomic():
+        with self.fence():
             due = (EcsCallRow.select().where((EcsCallRow.state == "retry") & (EcsCallRow.not_before_real <= now))
                    .order_by(EcsCallRow.id).limit(free))
             for c in due:
@@ -237,17 +257,18 @@ class EcsDrainer:
             return
         now = self.real_clock()
         created = False
-        with self.db.atomic():
+        with self.fence():
             for call, result in results:
                 o = EcsOrderRow.get_by_id(call.order)  # again per answer: the one before may have changed it
                 if isinstance(result, CloudError):
                     self._failed(o, call, result, now)
                 else:
-                    created |= self._created(o, call, result.instance_ids, now)
+                    answer, addresses = result
+                    created |= self._created(o, call, answer.instance_ids, addresses, now)
             if created:
-                set_meta("platform_version", str(int(get_meta("platform_version", "0") or 0) + 1))
+                bump_version()
 
-    def _created(self, o: EcsOrderRow, call: _Call, ids: list[str], now: float) -> bool:
+    def _created(self, o: EcsOrderRow, call: _Call, ids: list[str], addresses: dict[str, str], now: float) -> bool:
         known = {r.instance_id for r in HostRow.select(HostRow.instance_id).where(HostRow.instance_id.in_(ids))}
         new = [i for i in ids if i not in known]
         t = self.platform_now()
@@ -260,7 +281,7 @@ class EcsDrainer:
              "hardware": hw.name, "cores": hw.cores, "memory_gb": hw.memory_gb, "disk_gb": hw.disk_gb,
              "labels": o.labels, "source": "ecs", "zone": call.req.zone, "charge_type": o.charge_type,
              "price": o.price, "expires_t": expires, "created_t": t, "instance_id": iid, "status": "pending",
-             "order": o.id}
+             "order": o.id, "address": addresses.get(iid)}
             for k, iid in enumerate(new, start=o.created + 1)
         ])
         EcsCallRow.update(state="ok", instance_ids=ids, real_finished=now).where(EcsCallRow.id == call.id).execute()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -18,26 +19,29 @@ import numpy as np
 import peewee as pw
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from cockpit.backends.base import Cloud, ContainerRuntime, HostHealth, HostInit, Telemetry
+from cockpit.backends.base import Cloud, CloudError, ContainerRuntime, ContainerSpec, HostHealth, HostInit, Telemetry
 from cockpit.backends.factory import InitSettings, init_target
 from cockpit.backends.sim.clock import SimClock
-from cockpit.backends.sim.platform import SimContainers, SimHostHealth, SimTelemetry
+from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
 from cockpit.core import load, traffic
 from cockpit.core.schedule import crossings
 from cockpit.domain import HotEvent, World
 from cockpit.engine import journal
-from cockpit.engine.ecs import DrainSettings, EcsDrainer, add_months
+from cockpit.engine.ecs import DrainSettings, EcsDrainer
 from cockpit.engine.init import InitRunner, StatusWriter
-from cockpit.engine.lease import Lease
+from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
+from cockpit.engine.outside import Handler
 from cockpit.engine.seed import SAMPLE_S, metric_row
 from cockpit.engine.state import PlatformState
-from cockpit.engine.tasks import run_queued
-from cockpit.store.db import get_meta
-from cockpit.store.models import ClockRow, EventRow, HostRow, LiveRow, MetricRow, PoolMoveRow, TaskRow
+from cockpit.engine.tasks import Runner
+from cockpit.store.db import get_meta, now_sql
+from cockpit.store.models import ClockRow, ContainerRow, EventRow, HostRow, LiveRow, MetricRow, PoolMoveRow, TaskRow
 
 log = logging.getLogger(__name__)
 
 RETAIN_METRICS_S = 8 * 86400.0
+LIVE_FIELDS = [LiveRow.t, LiveRow.hosts_alive, LiveRow.hosts_total, LiveRow.containers, LiveRow.cpu_pct,
+               LiveRow.alloc_pct, LiveRow.qps]
 RETAIN_EVENTS = 20_000
 MAX_SAMPLES_PER_TICK = 360
 
@@ -50,7 +54,8 @@ class Engine:
         *,
         speed: float | None = None,
         tick_s: float = 1.0,
-        lease_ttl: float = 6.0,
+        lease_ttl: float | None = None,
+        lease_clock: Callable[[], float] | None = None,
         real_clock: Callable[[], float] = time.time,
         telemetry: Telemetry | None = None,
         health: HostHealth | None = None,
@@ -65,10 +70,10 @@ class Engine:
         self.world = world
         self.tick_s = tick_s
         self.real_clock = real_clock
-        self.lease = Lease(db, ttl=lease_ttl, clock=real_clock)
+        self.lease = Lease(db, ttl=lease_ttl or TTL_S, clock=lease_clock)
         self.telemetry = telemetry or SimTelemetry(world)
         self.health = health or SimHostHealth(world)
-        self.runtime = runtime or SimContainers()
+        self.runtime = runtime
         self.cloud = cloud
         self.drain_settings = drain or DrainSettings()
         self.init_backend = init
@@ -78,6 +83,8 @@ class Engine:
         self.writer: StatusWriter | None = None
         self.init_runner: InitRunner | None = None
         self.speed_override = speed
+        self.runner: Runner | None = None
+        self._force_next = False
         self.active = False
         self.last_error: str | None = None
         self.state: PlatformState | None = None
@@ -93,43 +100,80 @@ class Engine:
     def step_lease(self) -> bool:
         """Standby: take the lease when it is free. Returns whether this engine is active."""
         with self._lock:
-            if self.active:
-                return True
             try:
-                if self.lease.acquire():
+                if self.active:
+                    with self.lease.fenced():  # the heartbeat, between ticks
+                        pass
+                elif self.lease.acquire():
                     self._activate()
+                    self._tick()  # at once: the platform has not moved since its last engine died
+            except LeaseLost:
+                self._lost()
             except pw.PeeweeException as e:
                 self._failed(e)
             return self.active
 
     def _activate(self) -> None:
         real = self.real_clock()
-        row = ClockRow.get_by_id(1)
-        speed = self.speed_override if self.speed_override is not None else row.speed
-        if speed != row.speed:
-            ClockRow.update(speed=speed).where(ClockRow.id == 1).execute()
+        with self.lease.fenced():
+            row = ClockRow.get_by_id(1)
+            speed = self.speed_override if self.speed_override is not None else row.speed
+            if speed != row.speed:
+                ClockRow.update(speed=speed).where(ClockRow.id == 1).execute()
+            journal.event(row.t, "info", "engine", "engine", f"engine active on {self.lease.host}:{self.lease.pid}")
         self.clock = SimClock(row.t, real, speed, row.paused)
         self._last_t = row.t
         self._load_state()
+        if self.runtime is None:
+            self.runtime = sim_runtime()
+        self.runner = Runner(self.lease.fenced, self.handlers(), self.platform_now, self.real_clock, self.world,
+                             random.Random(self.world.seed))
         self.active = True
         self.last_error = None
-        journal.event(row.t, "info", "engine", "engine", f"engine active on {self.lease.host}:{self.lease.pid}")
         self._start_workers()
 
     def platform_now(self) -> float:
         assert self.clock is not None
         return self.clock.now(self.real_clock())
 
+    def handlers(self) -> dict[str, Handler]:
+        """How each kind of call to the outside is made (see outside.py)."""
+        runtime, cloud = self.runtime, self.cloud
+
+        def start(r: dict) -> dict:
+            c = runtime.start(ContainerSpec(**{**r, "ports": tuple(r["ports"]), "host_ports": tuple(r["host_ports"])}))
+            return {"ref": c.ref, "address": c.address, "ports": [list(p) for p in c.ports], "state": c.state}
+
+        def remove(r: dict) -> dict:
+            runtime.stop(r["host"], r["name"])
+            runtime.remove(r["host"], r["name"])
+            return {}
+
+        def delete(r: dict) -> dict:
+            try:
+                _need(cloud).delete_instances([r["id"]])
+            except CloudError as e:
+                if e.code != "InvalidInstanceId.NotFound":  # already gone: what we wanted
+                    raise
+            return {}
+
+        def renew(r: dict) -> dict:
+            _need(cloud).renew_instances(r["ids"], r["months"], token=r["token"])
+            return {}
+
+        return {"container.start": start, "container.remove": remove, "instance.delete": delete,
+                "instance.renew": renew}
+
     def _start_workers(self) -> None:
         """The queues that run beside the tick: ECS orders and host initialisation."""
         if self.cloud is not None:
             self.drainer = EcsDrainer(self.db, self.cloud, self.world, self.drain_settings,
-                                      platform_now=self.platform_now, seed=self.world.seed)
+                                      platform_now=self.platform_now, seed=self.world.seed, fence=self.lease.fenced)
             self.drainer.start()
         if self.init_backend is not None:
-            self.writer = StatusWriter(self.db, self.platform_now)
-            self.init_runner = InitRunner(self.db, self.init_backend, self.writer, batch=self.init_settings.batch,
-                                          timeout_s=self.init_settings.timeout_s,
+            self.writer = StatusWriter(self.db, self.lease.fenced, self.platform_now)
+            self.init_runner = InitRunner(self.db, self.init_backend, self.writer, self.lease.fenced,
+                                          batch=self.init_settings.batch, timeout_s=self.init_settings.timeout_s,
                                           target=init_target(self.world, self.init_settings))
             self.init_runner.recover()
 
@@ -154,41 +198,59 @@ class Engine:
             if not self.active:
                 return False
             try:
-                return self._tick()
+                self._tick()
+                self.last_error = None
+                return True
+            except LeaseLost:
+                self._lost()
+                return False
             except pw.PeeweeException as e:
                 self._failed(e)
                 return False
 
-    def _tick(self) -> bool:
+    def _tick(self) -> None:
         assert self.clock is not None
         real = self.real_clock()
-        lost = False
-        with self.db.atomic():
-            if not self.lease.renew():
-                lost = True
-            else:
-                row = ClockRow.get_by_id(1)
-                if row.speed != self.clock.speed or row.paused != self.clock.paused:
-                    self.clock.rebase(real, speed=row.speed, paused=row.paused)
-                if get_meta("platform_version") != self._version:
-                    self._load_state()
-                now = self.clock.now(real)
-                self._schedules(self._last_t, now)
-                scaled = run_queued(now, self.runtime, self.cloud, lambda t, n: add_months(t, n, self.world))
-                if scaled:
-                    self._load_state()
-                changed = self._advance(now, force=scaled)
-                ClockRow.update(
-                    t=now, real_t=real, tick=ClockRow.tick + (1 if changed else 0)
-                ).where(ClockRow.id == 1).execute()
-        if lost:
-            self.active = False
-            self._stop_workers()
-            log.warning("engine lease lost; standing by")
-            journal.event(self._last_t, "warn", "engine", "engine", "engine lease lost: another engine took over")
+        with self.lease.fenced():
+            row = ClockRow.get_by_id(1)
+            if row.speed != self.clock.speed or row.paused != self.clock.paused:
+                self.clock.rebase(real, speed=row.speed, paused=row.paused)
+            if get_meta("platform_version") != self._version:
+                self._load_state()
+            now = self.clock.now(real)
+            self._schedules(self._last_t, now)
+            changed = self._advance(now, force=self._force_next)
+            self._force_next = False
+            ClockRow.update(
+                t=now, real_t=now_sql(self.db), tick=ClockRow.tick + (1 if changed else 0)
+            ).where(ClockRow.id == 1).execute()
+
+    def run_tasks(self) -> bool:
+        """Carry the queued and running tasks forward (outside the tick: their calls to engines
+        and the cloud may take a while). True when any moved."""
+        if not self.active or self.runner is None:
             return False
-        self.last_error = None
-        return True
+        try:
+            moved = self.runner.run()
+        except LeaseLost:
+            with self._lock:
+                self._lost()
+            return False
+        except pw.PeeweeException as e:
+            self._failed(e)
+            return False
+        if moved:
+            self._force_next = True
+        return moved
+
+    def _lost(self) -> None:
+        """The lease went to another engine: stop writing, stand by."""
+        if not self.active:
+            return
+        self.active = False
+        self._stop_workers()
+        # Not even an event: the store is the new holder's now (it says "engine active on ...").
+        log.warning("engine lease lost; standing by")
 
     def _advance(self, now: float, force: bool = False) -> bool:
         """Move the platform to `now`; `force` recomputes the numbers even when paused."""
@@ -202,7 +264,8 @@ class Engine:
         self._health(st, now, dt)
         extra = self._hot_events(now, last)
         live = load.compute(st.layout, st.alive, self.telemetry.service_qps(st.services, now, extra))
-        LiveRow.insert_many([metric_row(s, now) for s in live]).on_conflict_replace().execute()
+        LiveRow.insert_many([metric_row(s, now) for s in live]).on_conflict(
+            conflict_target=[LiveRow.scope], preserve=LIVE_FIELDS).execute()
         self._samples(st, last, now, extra)
         if self._ticks % 600 == 0:
             self._prune(now)
@@ -256,7 +319,8 @@ class Engine:
         expired = [h.name for h in HostRow.select(HostRow.name).where(alive & (HostRow.expires_t <= now))]
         if not expired:
             return
-        pending = {n for t in TaskRow.select().where((TaskRow.kind == "release") & (TaskRow.state == "queued"))
+        pending = {n for t in TaskRow.select().where((TaskRow.kind == "release")
+                                                     & TaskRow.state.in_(("queued", "running")))
                    for n in t.spec["hosts"]}
         fresh = [n for n in expired if n not in pending]
         if fresh:
@@ -327,9 +391,11 @@ class Engine:
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
         sched = AsyncIOScheduler(event_loop=loop or asyncio.get_running_loop(), timezone=timezone.utc)
         first = datetime.now(timezone.utc)
-        sched.add_job(self._job_lease, "interval", seconds=max(self.lease.ttl / 3, 0.2), id="lease",
+        sched.add_job(self._job_lease, "interval", seconds=min(POLL_S, self.lease.ttl / 4), id="lease",
                       max_instances=1, coalesce=True, next_run_time=first)
         sched.add_job(self._job_tick, "interval", seconds=self.tick_s, id="tick",
+                      max_instances=1, coalesce=True, next_run_time=first)
+        sched.add_job(self._job_tasks, "interval", seconds=self.tick_s, id="tasks",
                       max_instances=1, coalesce=True, next_run_time=first)
         # The queues work in their own threads; these jobs only nudge them to look for new work.
         sched.add_job(self._job_queues, "interval", seconds=1.0, id="queues",
@@ -342,6 +408,9 @@ class Engine:
 
     async def _job_tick(self) -> None:
         await asyncio.to_thread(self.tick)
+
+    async def _job_tasks(self) -> None:
+        await asyncio.to_thread(self.run_tasks)
 
     async def _job_queues(self) -> None:
         if self.drainer is not None:
@@ -362,10 +431,35 @@ class Engine:
             if self.active:
                 self.active = False
                 try:
-                    journal.event(self._last_t, "info", "engine", "engine", "engine stopped; lease handed back")
-                    self.lease.release()
+                    with self.lease.fenced():
+                        journal.event(self._last_t, "info", "engine", "engine", "engine stopped; lease handed back")
+                        self.lease.release()
+                except LeaseLost:
+                    pass  # another engine has it already
                 except pw.PeeweeException as e:  # the lease then lapses by itself
                     log.error("engine: could not release lease: %s", e)
+
+
+def _need(cloud: Cloud | None) -> Cloud:
+    if cloud is None:
+        raise CloudError("NoCloud", "no cloud backend is configured")
+    return cloud
+
+
+def sim_runtime() -> ContainerRuntime:
+    """The simulated runtime, told of the containers the store says run: an engine that takes
+    over a running platform can stop and remove them."""
+    from cockpit.backends.base import ContainerInfo
+    from cockpit.backends.sim.containers import SimContainers
+
+    hosts = dict(HostRow.select(HostRow.id, HostRow.name).tuples())
+    q = ContainerRow.select(ContainerRow.name, ContainerRow.host, ContainerRow.service, ContainerRow.ref,
+                            ContainerRow.address, ContainerRow.ports).where(ContainerRow.state != "starting")
+    return SimContainers(
+        ContainerInfo(name, hosts.get(host, "?"), service, ref or name, "running", address,
+                      tuple(tuple(p) for p in ports or []))
+        for name, host, service, ref, address, ports in q.tuples()
+    )
 
 
 def hot_event_of(spec: dict) -> HotEvent:

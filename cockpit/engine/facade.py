@@ -21,6 +21,7 @@ from cockpit.engine.actions import ACTIONS, Outcome, refusal
 from cockpit.engine.facade_hosts import HostsFacade
 from cockpit.engine.lease import current_holder
 from cockpit.store import records
+from cockpit.store.db import db_now
 from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow, TemplateRow
 
 if TYPE_CHECKING:
@@ -180,13 +181,12 @@ class Cockpit(HostsFacade):
 
     def engine_view(self, clock: ClockView | None = None) -> EngineView:
         clock = clock or self.clock()
-        now = self.real_clock()
-        age = now - clock.real_t
+        age = db_now(self.db) - clock.real_t  # both the database's clock: hosts' clocks may differ
         stale = age if age > max(3 * self.cfg.tick_s, 3.0) else None
         error = self.engine.last_error if self.engine is not None else None
         if self.engine is not None and self.engine.active:
             return EngineView("active", None, stale, error)
-        holder = current_holder(now)
+        holder = current_holder()
         if holder is not None:
             return EngineView("viewer", str(holder), stale, error)
         # Nobody holds the lease: ours is about to take it, or no engine runs on this store.
@@ -338,6 +338,25 @@ class Cockpit(HostsFacade):
 
         outcome = self._act("plan.apply", p.root.service, details, do)
         return replace(outcome, task=task_id[0]) if task_id else outcome
+
+    def scale_in(self, service: str, count: int, idc: str | None = None) -> Outcome:
+        """Stop `count` containers of a service (in one IDC, or any): a task for the engine, which
+        stops them where the service is most crowded first."""
+        if service not in {s.name for s in self.world.services}:
+            return Outcome(False, f"no service named {service!r}")
+        if idc is not None and idc not in {i.name for i in self.world.idcs}:
+            return Outcome(False, f"no IDC named {idc!r}")
+        if not 1 <= count <= 100_000:
+            return Outcome(False, f"count must be from 1 to 100000, got {count}")
+        now = self.clock().t
+        spec = {"service": service, "count": count, "idc": idc}
+
+        def do() -> str:
+            tid = TaskRow.insert(kind="scale_in", state="queued", spec=spec, actor=self.cfg.user, created_t=now,
+                                 updated_t=now, real_created=self.real_clock()).execute()
+            return f"scale task {tid} queued: {service} -{count}" + (f" in {idc}" if idc else "")
+
+        return self._act("service.scale_in", service, spec, do)
 
     def task(self, task_id: int) -> TaskView | None:
         row = TaskRow.get_or_none(TaskRow.id == task_id)

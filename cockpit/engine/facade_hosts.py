@@ -209,20 +209,41 @@ class HostsFacade:
         return self._order_state("ecs.retry", order_id, ("failed", "cancelled"), "queued", option=0, reason=None,
                                  real_finished=None)
 
+    def move_problem(self, *, to_pool: str, from_pool: str | None = None, idc: str | None = None,
+                     count: int | None = None, hosts: list[str] | None = None) -> str | None:
+        """Why a move cannot be queued, judged from the world and the store now; None when it can.
+        The engine checks again when it runs the move (hosts may have gone down meanwhile)."""
+        pools = {p.name for p in self.world.pools}
+        for pool in (to_pool, from_pool):
+            if pool is not None and pool not in pools:
+                return f"no pool named {pool!r} (pools: {', '.join(sorted(pools))})"
+        if hosts:
+            return _hosts_problem(hosts, to_pool)
+        if not from_pool or count is None or count < 1:
+            return "a move needs hosts, or a pool to take them from and a count of at least 1"
+        if from_pool == to_pool:
+            return f"the hosts are in pool {to_pool} already"
+        idcs = {i.name for i in self.world.idcs}
+        if idc is not None and idc not in idcs:
+            return f"no IDC named {idc!r} (IDCs: {', '.join(sorted(idcs))})"
+        live = HostRow.select().where((HostRow.pool == from_pool) & HostRow.released_t.is_null()
+                                   & (HostRow.alive == True))  # noqa: E712
+        if idc is not None:
+            live = live.where(HostRow.idc == idc)
+        n = live.count()
+        if count > n:
+            return f"{from_pool}{' in ' + idc if idc else ''} has {n} live hosts; {count} asked for"
+        return None
+
     def move_hosts(self, *, to_pool: str, from_pool: str | None = None, idc: str | None = None,
                    count: int | None = None, hosts: list[str] | None = None, reason: str = "move") -> Outcome:
-        pools = {p.name for p in self.world.pools}
-        if to_pool not in pools or (from_pool is not None and from_pool not in pools):
-            bad = to_pool if to_pool not in pools else from_pool
-            return Outcome(False, f"no pool named {bad!r} (pools: {', '.join(sorted(pools))})")
+        why = self.move_problem(to_pool=to_pool, from_pool=from_pool, idc=idc, count=count, hosts=hosts)
+        if why:
+            return Outcome(False, why)
         if hosts:
             spec = {"hosts": hosts, "to_pool": to_pool, "reason": reason}
             what = f"{len(hosts)} hosts to {to_pool}"
         else:
-            if not from_pool or not count or count < 1:
-                return Outcome(False, "a move needs hosts, or a pool to take them from and a count of at least 1")
-            if from_pool == to_pool:
-                return Outcome(False, "the hosts are in that pool already")
             spec = {"from_pool": from_pool, "idc": idc, "count": count, "to_pool": to_pool, "reason": reason}
             what = f"{count} hosts of {from_pool}{' in ' + idc if idc else ''} to {to_pool}"
         return self._queue_task("pool.move", "pool_move", to_pool, spec, what)
@@ -246,3 +267,26 @@ class HostsFacade:
             return f"{n} hosts queued for initialisation again"
 
         return self._act("init.retry", ",".join(hosts[:5]), {"hosts": hosts}, do)
+
+
+MAX_MOVE_HOSTS = 5000  # named hosts in one move
+
+
+def _hosts_problem(hosts: list[str], to_pool: str) -> str | None:
+    """Named hosts must each be named once, exist and be in service, and not all be in to_pool."""
+    if len(hosts) > MAX_MOVE_HOSTS:
+        return f"at most {MAX_MOVE_HOSTS} hosts in one move, got {len(hosts)}"
+    seen: set[str] = set()
+    for h in hosts:
+        if h in seen:
+            return f"host {h!r} is named twice"
+        seen.add(h)
+    rows = {r.name: r.pool for r in HostRow.select(HostRow.name, HostRow.pool)
+            .where(HostRow.name.in_(hosts) & HostRow.released_t.is_null())}
+    missing = [h for h in hosts if h not in rows]
+    if missing:
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        return f"no such host in service: {', '.join(map(repr, missing[:5]))}{more}"
+    if all(rows[h] == to_pool for h in hosts):
+        return f"{'that host is' if len(hosts) == 1 else 'those hosts are'} in pool {to_pool} already"
+    return None

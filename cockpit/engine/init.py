@@ -14,11 +14,13 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import peewee as pw
 
 from cockpit.backends.base import HostInit, InitEvent, InitTarget
 from cockpit.engine import journal
+from cockpit.engine.lease import LeaseLost
 from cockpit.store.models import HostRow
 
 log = logging.getLogger(__name__)
@@ -26,10 +28,13 @@ _STOP = object()
 
 
 class StatusWriter:
-    """The one writer of host statuses."""
+    """The one writer of host statuses. It writes inside the engine's fence: once the lease is
+    gone its events are dropped (the next engine starts those hosts again)."""
 
-    def __init__(self, db: pw.Database, platform_now: Callable[[], float] = time.time):
+    def __init__(self, db: pw.Database, fence: Callable[[], AbstractContextManager] | None = None,
+                 platform_now: Callable[[], float] = time.time):
         self.db = db
+        self.fence = fence or db.atomic
         self.platform_now = platform_now
         self._q: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
@@ -59,6 +64,8 @@ class StatusWriter:
             try:
                 if events:
                     self._write(events)
+            except LeaseLost:
+                log.warning("status writer: %d events dropped: the engine lease is gone", len(events))
             except pw.PeeweeException:
                 log.exception("status writer: %d events not written", len(events))
             finally:
@@ -69,7 +76,7 @@ class StatusWriter:
 
     def _write(self, events: list[InitEvent]) -> None:
         t = self.platform_now()
-        with self.db.atomic():
+        with self.fence():
             for ev in events:
                 fields = {"status": ev.status, "init_task": ev.task}
                 if ev.status in ("failed", "timed_out"):
@@ -88,6 +95,7 @@ class InitRunner:
         db: pw.Database,
         backend: HostInit,
         writer: StatusWriter,
+        fence: Callable[[], AbstractContextManager] | None = None,
         *,
         batch: int = 20,
         timeout_s: float = 600.0,
@@ -96,6 +104,7 @@ class InitRunner:
         self.db = db
         self.backend = backend
         self.writer = writer
+        self.fence = fence or db.atomic
         self.batch = batch
         self.timeout_s = timeout_s
         self.target = target or (lambda h: InitTarget(h.name, None, {}))
@@ -103,24 +112,27 @@ class InitRunner:
 
     def recover(self) -> int:
         """Hosts left initialising by an engine that died start again."""
-        return HostRow.update(status="pending", init_task=None).where(HostRow.status == "initialising").execute()
+        with self.fence():
+            return HostRow.update(status="pending", init_task=None).where(HostRow.status == "initialising").execute()
 
     def kick(self) -> bool:
-        """Start a batch if none is running and hosts are pending. True when one started."""
+        """Start a batch if none is running and hosts are pending. True when one started. The
+        batch is claimed (initialising) in a fenced transaction before anything runs."""
         if not self._busy.acquire(blocking=False):
             return False
         try:
-            hosts = list(HostRow.select().where((HostRow.status == "pending") & HostRow.released_t.is_null())
-                         .order_by(HostRow.id).limit(self.batch))
-        except pw.PeeweeException:
+            with self.fence():
+                hosts = list(HostRow.select().where((HostRow.status == "pending") & HostRow.released_t.is_null())
+                             .order_by(HostRow.id).limit(self.batch))
+                if hosts:
+                    HostRow.update(status="initialising", init_task="queued").where(
+                        HostRow.id.in_([h.id for h in hosts])).execute()
+        except (pw.PeeweeException, LeaseLost):
             self._busy.release()
             raise
         if not hosts:
             self._busy.release()
             return False
-        for h in hosts:
-            self.writer.put(InitEvent(h.name, "initialising", "queued"))
-        self.writer.flush()  # claimed before the next look for pending hosts
         threading.Thread(target=self._run, args=(hosts,), name="init-batch", daemon=True).start()
         return True
 

@@ -20,7 +20,7 @@ def audit(
         user=user,
         role=role,
         action=action,
-        target=target,
+        target=target if len(target) <= 200 else target[:199] + "…",  # a column of 255 on PostgreSQL
         details=details,
         outcome=outcome,
     ).execute()

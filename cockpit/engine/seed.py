@@ -2,25 +2,32 @@
 
 A store belongs to one world. Opening it with another world, or with the same world edited
 since, is refused with the way out named, rather than mixing two platforms in one database.
+Only an empty store is seeded, in one transaction; a store that holds a platform but not the
+name of its world is damaged, and is refused rather than seeded over.
 """
 
 from __future__ import annotations
 
-import time
+from collections import defaultdict
 
 import peewee as pw
 
+from cockpit.core.addressing import container_name, host_addresses, publish
 from cockpit.domain import World
 from cockpit.store import records
-from cockpit.store.db import StoreError, bulk_insert, get_meta, set_meta
+from cockpit.store.db import all_or_nothing, bulk_insert, db_now, get_meta, reset_store, set_meta
+from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import (
+    AuditRow,
     ClockRow,
     ContainerRow,
+    EcsOrderRow,
     HostRow,
     LiveRow,
     MetricRow,
     PoolRow,
     ServiceRow,
+    TaskRow,
     TemplateRow,
 )
 
@@ -34,10 +41,14 @@ class SeedError(StoreError):
 
 
 def ensure_seeded(db: pw.Database, world: World, *, reset: bool = False) -> bool:
-    """Seed an empty store; check a seeded one belongs to this world. True when it seeded."""
+    """Seed an empty store; check a seeded one belongs to this world. True when it seeded.
+    With `reset`, the store is emptied and seeded again, all in one transaction."""
     digest = world.digest
     seeded = get_meta("world_name")
-    if seeded is not None and not reset:
+    if reset:
+        seed(db, world, digest, reset=True)
+        return True
+    if seeded is not None:
         if seeded != world.name:
             raise SeedError(
                 f"this store holds world {seeded!r}, not {world.name!r}: open it with that world, "
@@ -49,11 +60,29 @@ def ensure_seeded(db: pw.Database, world: World, *, reset: bool = False) -> bool
                 "run with --reset to start the platform again from the file, or give another --db"
             )
         return False
+    held = holdings()
+    if held:
+        raise SeedError(f"the store holds {held} but does not say which world they belong to "
+                        f"(its world name is missing): the store is damaged; {WAY_OUT}")
     seed(db, world, digest)
     return True
 
 
-def seed(db: pw.Database, world: World, digest: str) -> None:
+def holdings() -> str | None:
+    """What a store holds that seeding would lose, in words; None when it is empty."""
+    counts = [(HostRow, "hosts"), (EcsOrderRow, "ECS orders"), (TaskRow, "tasks"), (AuditRow, "audit entries"),
+              (ContainerRow, "containers")]
+    held = [f"{n:,} {what}" for model, what in counts if (n := model.select().count())]
+    return ", ".join(held) or None
+
+
+def unreleased_cloud_hosts() -> list[str]:
+    """Cloud instances the store knows still run (and bill): a reset forgets them."""
+    return [h.instance_id for h in HostRow.select(HostRow.instance_id).where(
+        HostRow.instance_id.is_null(False) & HostRow.released_t.is_null() & HostRow.order.is_null(False))]
+
+
+def seed(db: pw.Database, world: World, digest: str, *, reset: bool = False) -> None:
     # numpy and the placement engine load only when a store is new: start-up of a seeded store skips them.
     from cockpit.core.bootstrap import expiry, hosts_from_world, instance_id, place_initial
 
@@ -66,16 +95,18 @@ def seed(db: pw.Database, world: World, digest: str) -> None:
         )
     start = world.start.timestamp()
     groups = {g.name: g for g in world.host_groups}
-    with db.atomic():
-        for model in (ContainerRow, HostRow, PoolRow, ServiceRow, TemplateRow, LiveRow, MetricRow, ClockRow):
-            model.delete().execute()
+    with all_or_nothing(db, "seeding the store"):
+        if reset:
+            reset_store(db)
         PoolRow.insert_many([{"name": p.name, "cluster": p.cluster, "kind": p.kind} for p in world.pools]).execute()
         ServiceRow.insert_many([records.service_row(s) for s in world.services]).execute()
         if world.templates:
             TemplateRow.insert_many([records.template_row(t) for t in world.templates]).execute()
+        addresses = host_addresses(h.idc for h in hosts)
         rows = [
             {
                 "id": h.id,
+                "address": addr,
                 "name": h.name,
                 "idc": h.idc,
                 "pool": h.pool,
@@ -93,20 +124,30 @@ def seed(db: pw.Database, world: World, digest: str) -> None:
                 "created_t": start,
                 "instance_id": instance_id(world.seed, h.name) if h.source == "ecs" else None,
             }
-            for h in hosts
+            for h, addr in zip(hosts, addresses)
         ]
         bulk_insert(HostRow, rows)
-        containers = []
-        for init in initial:
-            for h, n in init.plan.per_host().items():
-                row = {"service": init.service, "host": int(table.ids[h]), "idc": init.idc, "created_t": start}
-                containers.extend([row] * n)
-        bulk_insert(ContainerRow, containers)
-        ClockRow.insert(id=1, t=start, speed=1.0, paused=False, tick=0, real_t=time.time()).execute()
+        bulk_insert(ContainerRow, _first_containers(world, table, initial, addresses, start))
+        ClockRow.insert(id=1, t=start, speed=1.0, paused=False, tick=0, real_t=db_now(db)).execute()
         _backfill(world, hosts, table.counts, start)
         set_meta("world_name", world.name)
         set_meta("world_digest", digest)
         set_meta("platform_version", "1")
+
+
+def _first_containers(world: World, table, initial, addresses: list[str], start: float) -> list[dict]:
+    """The world's first containers, running, each with its name, address and published ports."""
+    svc = {s.name: s for s in world.services}
+    taken: dict[int, set[int]] = defaultdict(set)
+    out = []
+    for init in initial:
+        s = svc[init.service]
+        for h, n in init.plan.per_host().items():
+            for _ in range(n):
+                out.append({"service": init.service, "host": int(table.ids[h]), "idc": init.idc, "created_t": start,
+                            "name": container_name(init.service, 0, len(out) + 1), "state": "running",
+                            "address": addresses[h], "ports": publish(s.ports, s.host_ports, taken[h])})
+    return out
 
 
 def _backfill(world: World, hosts, counts, start: float) -> None:

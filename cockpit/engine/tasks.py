@@ -1,132 +1,129 @@
-"""Scale tasks: a previewed plan, applied by the engine against the platform as it is now.
+"""Tasks the engine carries out, oldest first, each in three steps (see outside.py):
 
-Between preview and apply, hosts may have died or filled up. Each planned placement is checked
-again (the host still passes the filters and has room); what no longer fits is placed afresh
-with the same request. The whole task lands in one transaction: all of it or none.
+1. prepare, in a fenced transaction: decide against the platform as it is now, write the rows and
+   the intents of the calls it needs; the task is `running`;
+2. the calls, outside any transaction;
+3. finish, in a fenced transaction: settle the rows from the answers; the task is `done` or
+   `failed`, with what happened.
+
+An engine that dies anywhere in between leaves a `running` task whose calls its successor makes
+again (safely: each has its key) before finishing it. A failure in step 1 changes nothing.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import replace
+import random
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
-import numpy as np
-
-from cockpit.backends.base import Cloud, ContainerRuntime
-from cockpit.core.placement import HostTable, Request, place
-from cockpit.core.placement.filters import room, screen
-from cockpit.domain import Constraint
+from cockpit.domain import World
 from cockpit.engine import journal
-from cockpit.engine.state import current_table
-from cockpit.store.db import bulk_insert, get_meta, set_meta
-from cockpit.store.models import ContainerRow, TaskRow, proxy
+from cockpit.engine.outside import Handler, due, perform, record, waiting
+from cockpit.store.models import TaskRow
 
 
-def request_of(part: dict, services: dict) -> Request:
-    return Request.for_service(
-        services[part["service"]],
-        part["count"],
-        idc=part.get("idc"),
-        strategy=part.get("strategy", "spread"),
-        extra=tuple(Constraint(*c) for c in part.get("extra", [])),
-        weights=tuple((k, float(w)) for k, w in part.get("weights", [])),
-        seed=part.get("seed", 0),
-    )
+class TaskError(ValueError):
+    """The task cannot be done; the message says why. Nothing was changed."""
 
 
-def apply_scale(task: TaskRow, now: float, runtime: ContainerRuntime) -> dict:
-    """Start the task's containers; returns what happened per service."""
-    table, services, _ = current_table()
-    index = {name: i for i, name in enumerate(table.names)}
-    result = {}
-    rows: list[dict] = []
-    for part in task.spec["parts"]:
-        r = request_of(part, services)
-        col = table.column(r.service)
-        ok = screen(table, r).feasible
-        per_host: dict[int, int] = defaultdict(int)
-        moved = 0
-        for name, n in part["placements"]:
-            i = index.get(name)
-            k = 0
-            if i is not None and ok[i]:
-                k = int(min(n, room(table, r, col)[i]))
-                _take(table, r, col, i, k)
-                per_host[i] += k
-            moved += n - k
-        if moved:
-            again = place(table, replace(r, count=moved))
-            for i, n in again.per_host().items():
-                per_host[i] += n
-            moved_placed = again.placed
-        else:
-            moved_placed = 0
-        image = services[r.service].image
-        for i, n in per_host.items():
-            refs = runtime.start(table.names[i], r.service, image, n)
-            rows.extend(
-                {"service": r.service, "host": int(table.ids[i]), "idc": str(table.idc[i]), "created_t": now,
-                 "task": task.id, "ref": ref}
-                for ref in refs
-            )
-        placed = sum(per_host.values())
-        result[r.service] = {
-            "asked": part["count"] if "count" in part else placed,
-            "planned": sum(n for _, n in part["placements"]),
-            "placed": placed,
-            "replanned": moved_placed,
-            "lost": moved - moved_placed,
-            "hosts": len(per_host),
-        }
-    bulk_insert(ContainerRow, rows)
-    set_meta("platform_version", str(int(get_meta("platform_version", "0") or 0) + 1))
-    return result
+@dataclass(frozen=True)
+class Ctx:
+    now: float  # platform time
+    real_now: float  # the wall clock, for the calls' bookkeeping
+    world: World
 
 
-def _take(t: HostTable, r: Request, col: int, i: int, k: int) -> None:
-    if k <= 0:
-        return
-    t.cpu_used[i] += k * r.cpu
-    t.mem_used[i] += k * r.mem
-    t.disk_used[i] += k * r.disk
-    t.counts[i, col] += np.int32(k)
+@dataclass(frozen=True)
+class Kind:
+    prepare: Callable[[TaskRow, Ctx], dict]  # -> progress
+    finish: Callable[[TaskRow, Ctx], dict]  # -> result
+    summary: Callable[[TaskRow, dict], str] | None = None  # the event line of a done task
 
 
-def run_queued(now: float, runtime: ContainerRuntime, cloud: Cloud | None = None, add_months=None) -> bool:
-    """Apply every queued task (scale, pool moves, releases, renewals), oldest first, each all or
-    nothing. True when any ran."""
-    from cockpit.engine.pools import MoveError, move_hosts, release_hosts, renew_hosts
+def _kinds() -> dict[str, Kind]:
+    from cockpit.engine import pools, scale
 
-    ran = False
-    tasks = TaskRow.select().where(TaskRow.kind.in_(KINDS) & (TaskRow.state == "queued")).order_by(TaskRow.id)
-    for task in tasks:
-        ran = True
+    return {
+        "scale": Kind(scale.prepare_scale, scale.finish_scale, scale.summary),
+        "scale_in": Kind(scale.prepare_scale_in, scale.finish_scale_in, scale.summary_in),
+        "pool_move": Kind(pools.prepare_move, pools.finish_move),
+        "release": Kind(pools.prepare_release, pools.finish_release),
+        "renew": Kind(pools.prepare_renew, pools.finish_renew),
+    }
+
+
+KINDS = ("scale", "scale_in", "pool_move", "release", "renew")
+
+
+@dataclass
+class Runner:
+    fence: Callable[[], AbstractContextManager]  # the engine's lease.fenced
+    handlers: dict[str, Handler]
+    platform_now: Callable[[], float]
+    real_now: Callable[[], float]
+    world: World
+    rng: random.Random
+
+    def _ctx(self) -> Ctx:
+        return Ctx(self.platform_now(), self.real_now(), self.world)
+
+    def run(self) -> bool:
+        """Carry open tasks forward, oldest first, until one waits on a back-off or none is left.
+        Tasks go one at a time: each decides on the platform as the ones before left it.
+        True when any task moved. Raises LeaseLost when the lease is gone."""
+        kinds = _kinds()
+        moved = False
+        while True:
+            task = (TaskRow.select().where(TaskRow.kind.in_(KINDS) & TaskRow.state.in_(("queued", "running")))
+                    .order_by(TaskRow.id).first())
+            if task is None:
+                return moved
+            kind = kinds[task.kind]
+            if task.state == "queued" and not self._prepare(task, kind):
+                moved = True
+                continue
+            self._calls(task.id)
+            if waiting(task.id):
+                return moved
+            self._finish(task, kind)
+            moved = True
+
+    def _prepare(self, task: TaskRow, kind: Kind) -> bool:
+        ctx = self._ctx()
         try:
-            with proxy.atomic():  # a savepoint: a failed task leaves nothing behind
-                if task.kind == "scale":
-                    result = apply_scale(task, now, runtime)
-                elif task.kind == "pool_move":
-                    result = move_hosts(task.spec, task.actor, now, runtime, task.id)
-                elif task.kind == "release":
-                    result = release_hosts(task.spec, task.actor, now, runtime, _need(cloud))
-                else:
-                    result = renew_hosts(task.spec, task.actor, now, _need(cloud), add_months)
-        except (KeyError, ValueError, MoveError) as e:
-            TaskRow.update(state="failed", reason=str(e), updated_t=now).where(TaskRow.id == task.id).execute()
-            journal.event(now, "error", "task", f"task {task.id}", f"{task.kind} task {task.id} failed: {e}")
-            continue
-        TaskRow.update(state="done", progress=result, updated_t=now).where(TaskRow.id == task.id).execute()
-        if task.kind == "scale":
-            summary = ", ".join(f"{s} +{v['placed']}" + (f" ({v['lost']} did not fit)" if v["lost"] else "")
-                                for s, v in result.items())
-            journal.event(now, "info", "task", f"task {task.id}", f"scale task {task.id} by {task.actor}: {summary}")
-    return ran
+            with self.fence():
+                progress = kind.prepare(task, ctx)
+                TaskRow.update(state="running", progress=progress, updated_t=ctx.now).where(
+                    TaskRow.id == task.id).execute()
+            return True
+        except (KeyError, TaskError) as e:
+            self._failed(task, str(e), ctx.now)
+            return False
 
+    def _calls(self, task_id: int) -> None:
+        while calls := due(task_id, self.real_now()):
+            answers = perform(calls, self.handlers)
+            with self.fence():
+                record(answers, self.real_now(), self.rng)
 
-KINDS = ("scale", "pool_move", "release", "renew")
+    def _finish(self, task: TaskRow, kind: Kind) -> None:
+        ctx = self._ctx()
+        task = TaskRow.get_by_id(task.id)
+        try:
+            with self.fence():
+                result = kind.finish(task, ctx)
+                TaskRow.update(state="done", progress=result, updated_t=ctx.now).where(TaskRow.id == task.id).execute()
+                if kind.summary is not None:
+                    journal.event(ctx.now, "info", "task", f"task {task.id}", kind.summary(task, result))
+        except TaskError as e:
+            self._failed(task, str(e), ctx.now, settle=True)
 
+    def _failed(self, task: TaskRow, why: str, now: float, settle: bool = False) -> None:
+        with self.fence():
+            if settle:  # the calls were made: their rows must still match what the runtime did
+                from cockpit.engine.containers import settle as settle_rows
 
-def _need(cloud: Cloud | None) -> Cloud:
-    if cloud is None:
-        raise ValueError("no cloud backend is configured")
-    return cloud
+                settle_rows(task.id)
+            TaskRow.update(state="failed", reason=why, updated_t=now).where(TaskRow.id == task.id).execute()
+            journal.event(now, "error", "task", f"task {task.id}", f"{task.kind} task {task.id} failed: {why}")

@@ -1,4 +1,9 @@
-"""Opening the store: SQLite in WAL mode under the user's data directory, or any peewee URL.
+"""Opening the store: SQLite in WAL mode under the user's data directory, or PostgreSQL by URL.
+
+A new (empty) store is created. Any other store is only opened, after a check that it is whole:
+it is never migrated, repaired or re-seeded by a command that did not ask for it. An older
+schema is upgraded by `cockpit store upgrade` (which keeps a backup); a damaged store is refused
+with one line that says what is wrong and the way out.
 
 Several threads and processes write (the engine's jobs, the init-status writer, a second
 cockpit), so SQLite runs in WAL mode with a busy timeout: writers queue instead of failing.
@@ -7,20 +12,26 @@ cockpit), so SQLite runs in WAL mode with a busy timeout: writers queue instead 
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
+import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import peewee as pw
 from playhouse.migrate import SchemaMigrator, migrate
 
+from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
+
+__all__ = ["StoreError", "open_store", "upgrade_store", "reset_store", "all_or_nothing", "now_sql", "SCHEMA_VERSION"]
 
 
 def _v2_container_ref(db: pw.Database, migrator: SchemaMigrator) -> None:
@@ -39,12 +50,24 @@ def _v3_hosts_orders_moves(db: pw.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([EcsOrderRow, EcsCallRow, PoolMoveRow])
 
 
+def _v4_addresses_and_calls(db: pw.Database, migrator: SchemaMigrator) -> None:
+    from cockpit.store.addressing import backfill_addresses
+    from cockpit.store.models import CallRow
+
+    migrate(
+        migrator.add_column("host", "address", pw.CharField(null=True)),
+        migrator.add_column("container", "name", pw.CharField(null=True)),
+        migrator.add_column("container", "state", pw.CharField(default="running")),
+        migrator.add_column("container", "address", pw.CharField(null=True)),
+        migrator.add_column("container", "ports", JSONField(default=list)),
+    )
+    db.create_tables([CallRow])
+    backfill_addresses(db)
+    migrate(migrator.add_index("container", ("name",), True))
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
-MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves}
-
-
-class StoreError(Exception):
-    """The store cannot be opened or used; the message says which and why."""
+MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls}
 
 
 def data_dir() -> Path:
@@ -56,14 +79,40 @@ def default_url(world_name: str) -> str:
     return str(data_dir() / f"{world_name}.db")
 
 
+# --- connecting ------------------------------------------------------------------------------
+
+
+class StoreFault(StoreError, pw.DatabaseError):
+    """A damaged or full store met in the middle of work: a StoreError for the user, and still a
+    database error for code that handles those (the engine shows it and carries on trying)."""
+
+
+class _Sqlite(pw.SqliteDatabase):
+    def execute_sql(self, sql, params=None):
+        try:
+            return super().execute_sql(sql, params)
+        except pw.DatabaseError as e:
+            text = str(e)
+            if "malformed" in text or "not a database" in text or "disk is full" in text:
+                raise StoreFault(f"store {self.database}: {describe(e)}") from e
+            raise
+
+
 def _sqlite(path: str) -> pw.SqliteDatabase:
     if path != ":memory:":
-        parent = Path(path).expanduser().resolve().parent
+        p = Path(path).expanduser()
+        parent = p.resolve().parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StoreError(f"store {path}: cannot create directory {parent}: {e.strerror}") from None
-    return pw.SqliteDatabase(
+        try:
+            mode = os.stat(p).st_mode
+        except OSError:
+            mode = None
+        if mode is not None and not stat.S_ISREG(mode):
+            raise StoreError(f"store {path}: not a regular file")
+    return _Sqlite(
         path,
         pragmas={
             "journal_mode": "wal",
@@ -80,7 +129,7 @@ def _sqlite(path: str) -> pw.SqliteDatabase:
 
 
 def connect(url: str) -> pw.Database:
-    """A database from a path or a URL (sqlite:///x.db, postgresql://…, mysql://…)."""
+    """A database from a path or a URL (sqlite:///x.db, postgresql://…)."""
     if "://" not in url:
         return _sqlite(url)
     if url.startswith("sqlite:///"):
@@ -90,49 +139,229 @@ def connect(url: str) -> pw.Database:
     try:
         return url_connect(url)
     except (RuntimeError, ValueError, ImportError, pw.ImproperlyConfigured) as e:
-        raise StoreError(f"store {url}: {e}") from None
+        raise StoreError(f"store {shown(url)}: {e}") from None
 
 
-def open_store(url: str) -> pw.Database:
-    """Connect, bind the models, create or upgrade the schema. Raises StoreError."""
+def shown(url: str) -> str:
+    """A URL fit for a message: without the password, if it holds one."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    cred, host = rest.rsplit("@", 1)
+    return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
+
+
+def _real(db: pw.Database) -> pw.Database:
+    return db.obj if isinstance(db, pw.DatabaseProxy) else db
+
+
+def is_sqlite(db: pw.Database) -> bool:
+    return isinstance(_real(db), pw.SqliteDatabase)
+
+
+def now_sql(db: pw.Database) -> pw.SQL:
+    """The database's clock, as epoch seconds: one clock for every process and host on the store."""
+    db = _real(db)
+    if isinstance(db, pw.PostgresqlDatabase):
+        return pw.SQL("extract(epoch from clock_timestamp())::double precision")
+    if isinstance(db, pw.MySQLDatabase):
+        return pw.SQL("UNIX_TIMESTAMP(NOW(6))")
+    return pw.SQL("((julianday('now') - 2440587.5) * 86400.0)")
+
+
+def db_now(db: pw.Database) -> float:
+    return float(db.execute(pw.Select(columns=[now_sql(db)])).fetchone()[0])
+
+
+# --- errors and transactions -----------------------------------------------------------------
+
+_ROLLBACK_NOISE = ("cannot rollback", "no such savepoint", "no transaction is active")
+
+
+def describe(e: BaseException) -> str:
+    """What a database error means for the user. SQLite rolls a transaction back by itself on a
+    full disk; the ROLLBACK that follows then fails and hides the real cause: find it."""
+    seen = e
+    while seen is not None and any(n in str(seen) for n in _ROLLBACK_NOISE) and seen.__context__ is not None:
+        seen = seen.__context__
+    text = " ".join(str(seen).split()) or type(seen).__name__  # drivers' messages run over several lines
+    if "disk is full" in text:
+        return "the disk is full (database or disk is full)"
+    if "malformed" in text or "not a database" in text:
+        return f"the store is damaged ({text}): {WAY_OUT}"
+    return text
+
+
+@contextmanager
+def all_or_nothing(db: pw.Database, what: str) -> Iterator[None]:
+    """One transaction: all of it lands, or nothing does and StoreError says why."""
+    try:
+        with db.atomic():
+            yield
+    except StoreFault as e:
+        raise StoreError(f"{what}: {describe(e.__cause__ or e)}; nothing was written") from None
+    except StoreError:
+        raise
+    except (pw.PeeweeException, sqlite3.Error) as e:
+        raise StoreError(f"{what}: {describe(e)}; nothing was written") from None
+
+
+# --- opening, checking, upgrading --------------------------------------------------------------
+
+_TABLES = {m._meta.table_name: m for m in ALL_MODELS}
+
+
+def _version(db: pw.Database, url: str) -> int:
+    row = Meta.get_or_none(Meta.key == "schema_version")
+    if row is None:
+        raise StoreError(f"store {url}: it records no schema version: the store is damaged; {WAY_OUT}")
+    try:
+        v = int(row.value)
+    except (TypeError, ValueError):
+        v = 0
+    if v < 1:
+        raise StoreError(f"store {url}: schema version {row.value!r} is not a version: the store is damaged; {WAY_OUT}")
+    return v
+
+
+def _state(db: pw.Database, url: str) -> int | None:
+    """The store's schema version, or None when it is new (holds none of our tables)."""
+    tables = set(db.get_tables())
+    ours = tables & set(_TABLES)
+    if not ours:
+        if tables and is_sqlite(db):
+            names = ", ".join(sorted(tables)[:5])
+            raise StoreError(f"store {url}: not a Cockpit store (it holds other tables: {names})")
+        return None
+    if "meta" not in tables:
+        raise StoreError(f"store {url}: its meta table is missing: the store is damaged; {WAY_OUT}")
+    return _version(db, url)
+
+
+def problems(db: pw.Database) -> list[str]:
+    """What is missing from a store at the current schema: tables, and columns of tables."""
+    out = []
+    tables = set(db.get_tables())
+    for name, model in _TABLES.items():
+        if name not in tables:
+            out.append(f"table {name} is missing")
+            continue
+        have = {c.name for c in db.get_columns(name)}
+        lost = [f.column_name for f in model._meta.sorted_fields if f.column_name not in have]
+        if lost:
+            out.append(f"table {name} has lost column(s) {', '.join(lost)}")
+    return out
+
+
+def _create(db: pw.Database) -> None:
+    with db.atomic():
+        db.create_tables(ALL_MODELS)
+        set_meta("schema_version", str(SCHEMA_VERSION))
+        set_meta("store_id", uuid.uuid4().hex[:12])
+
+
+def open_store(url: str, *, reset: bool = False) -> pw.Database:
+    """Connect and bind the models; create the schema of a new store, check that of any other.
+    With `reset` (the user asked to start again) a damaged or older store is let through: the
+    caller empties it. Raises StoreError with a message fit for a user."""
+    where = shown(url)
     db = connect(url)
     proxy.initialize(db)
     try:
         db.connect(reuse_if_open=True)
-        ensure_schema(db)
-    except (pw.OperationalError, pw.DatabaseError, sqlite3.Error) as e:
+        if reset:
+            if not set(db.get_tables()) & set(_TABLES):
+                _state(db, where)  # a file of another program stays refused
+            return db
+        version = _state(db, where)
+        if version is None:
+            _create(db)
+            return db
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"store {where}: schema version {version}, newer than this Cockpit's {SCHEMA_VERSION}: "
+                "upgrade Cockpit, or use another --db"
+            )
+        if version < SCHEMA_VERSION:
+            raise StoreError(
+                f"store {where}: schema version {version}; this Cockpit uses {SCHEMA_VERSION}: "
+                f"run `cockpit store upgrade --db {where}` (it keeps a backup), or use another --db"
+            )
+        wrong = problems(db)
+        if wrong:
+            raise StoreError(f"store {where}: {'; '.join(wrong[:3])}: the store is damaged; {WAY_OUT}")
+    except StoreError:
         db.close()
-        raise StoreError(f"store {url}: {e}") from None
+        raise
+    except (pw.PeeweeException, sqlite3.Error) as e:
+        db.close()
+        raise StoreError(f"store {where}: {describe(e)}") from None
     return db
 
 
-def schema_version(db: pw.Database) -> int | None:
-    if not db.table_exists("meta"):
-        return None
-    row = Meta.get_or_none(Meta.key == "schema_version")
-    return int(row.value) if row else None
+def backup_path(url: str, version: int) -> Path:
+    return Path(url).with_name(f"{Path(url).name}.v{version}.bak")
 
 
-def ensure_schema(db: pw.Database) -> None:
-    with db.atomic():
-        version = schema_version(db)
+def upgrade_store(url: str) -> tuple[int, int, str | None]:
+    """Take a store at an older schema to this Cockpit's, all migrations in one transaction, after
+    a copy of a SQLite file is kept beside it. Returns (from, to, backup path or None)."""
+    where = shown(url)
+    db = connect(url)
+    proxy.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+        version = _state(db, where)
         if version is None:
-            db.create_tables(ALL_MODELS, safe=True)
-            Meta.replace(key="schema_version", value=str(SCHEMA_VERSION)).execute()
-            Meta.replace(key="store_id", value=uuid.uuid4().hex[:12]).execute()
-            return
+            raise StoreError(f"store {where}: it is empty: there is nothing to upgrade")
         if version > SCHEMA_VERSION:
-            raise StoreError(
-                f"the store has schema version {version}, newer than this Cockpit's {SCHEMA_VERSION}: "
-                "upgrade Cockpit, or use another --db"
-            )
+            raise StoreError(f"store {where}: schema version {version} is newer than this Cockpit's {SCHEMA_VERSION}")
+        if version == SCHEMA_VERSION:
+            return version, version, None
+        saved = None
+        if is_sqlite(db) and db.database != ":memory:":
+            saved = str(backup_path(db.database, version))
+            db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            shutil.copyfile(db.database, saved)
         migrator = SchemaMigrator.from_database(db)
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            MIGRATIONS[target](db, migrator)
-            Meta.replace(key="schema_version", value=str(target)).execute()
-        db.create_tables(ALL_MODELS, safe=True)
-        if Meta.get_or_none(Meta.key == "store_id") is None:
-            Meta.replace(key="store_id", value=uuid.uuid4().hex[:12]).execute()
+        with all_or_nothing(db, f"store {where}: upgrade from schema {version}"):
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                MIGRATIONS[target](db, migrator)
+                set_meta("schema_version", str(target))
+        return version, SCHEMA_VERSION, saved
+    except StoreError:
+        raise
+    except (pw.PeeweeException, sqlite3.Error, OSError) as e:
+        raise StoreError(f"store {where}: {describe(e)}") from None
+    finally:
+        db.close()
+
+
+def reset_store(db: pw.Database) -> None:
+    """Drop every table of ours and create them again, in one transaction (the caller's)."""
+    try:
+        with db.atomic():
+            store_id = get_meta("store_id") if db.table_exists("meta") else None
+    except (pw.PeeweeException, StoreError):
+        store_id = None  # a damaged meta table: a new id
+    db.drop_tables(ALL_MODELS, safe=True)
+    db.create_tables(ALL_MODELS)
+    set_meta("schema_version", str(SCHEMA_VERSION))
+    # The same id: ECS client tokens derive from it, so an order retried after a reset is not
+    # taken for an earlier one of another store.
+    set_meta("store_id", store_id or uuid.uuid4().hex[:12])
+
+
+def integrity(db: pw.Database) -> list[str]:
+    """A full check of a SQLite file's pages and indexes (empty when whole), and of our schema."""
+    out = problems(db)
+    if is_sqlite(db):
+        rows = [r[0] for r in db.execute_sql("PRAGMA quick_check").fetchall()]
+        out += [r for r in rows if r != "ok"]
+    return out
+
+
+# --- writing ---------------------------------------------------------------------------------
 
 
 def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:
@@ -167,6 +396,16 @@ def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:
         values = [tuple(row[n] for n in names) + tail for row in rows]
     with db.atomic():
         db.cursor().executemany(sql, values)
+    if "id" in names and isinstance(_real(db), pw.PostgresqlDatabase):
+        sync_sequence(model)
+
+
+def sync_sequence(model: type[pw.Model]) -> None:
+    """After rows were inserted with their ids given, PostgreSQL's sequence must move past them."""
+    table = model._meta.table_name
+    model._meta.database.execute_sql(
+        f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), COALESCE((SELECT MAX(id) FROM \"{table}\"), 1))"
+    )
 
 
 def get_meta(key: str, default: str | None = None) -> str | None:
@@ -175,4 +414,9 @@ def get_meta(key: str, default: str | None = None) -> str | None:
 
 
 def set_meta(key: str, value: str) -> None:
-    Meta.replace(key=key, value=value).execute()
+    Meta.insert(key=key, value=value).on_conflict(conflict_target=[Meta.key], update={Meta.value: value}).execute()
+
+
+def bump_version() -> None:
+    """Tell every reader that hosts or containers changed (the engine reloads its arrays)."""
+    set_meta("platform_version", str(int(get_meta("platform_version", "0") or 0) + 1))

@@ -10,6 +10,8 @@ import json
 
 import peewee as pw
 
+from cockpit.store.errors import WAY_OUT, StoreError
+
 proxy = pw.DatabaseProxy()
 
 
@@ -18,7 +20,15 @@ class JSONField(pw.TextField):
         return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
 
     def python_value(self, value):
-        return None if value is None else json.loads(value)
+        if value is None:
+            return None
+        try:
+            return json.loads(value)
+        except (TypeError, ValueError):
+            where = f"{self.model._meta.table_name}.{self.column_name}"
+            shown = str(value)[:40]
+            raise StoreError(f"store: column {where} holds {shown!r}, which is not JSON: the store is damaged; "
+                             f"{WAY_OUT}") from None
 
 
 class Base(pw.Model):
@@ -56,18 +66,19 @@ class HostRow(Base):
     source = pw.CharField()  # physical | vm | ecs
     zone = pw.CharField(null=True)
     charge_type = pw.CharField()
-    price = pw.FloatField(default=0.0)
-    expires_t = pw.FloatField(null=True)
-    created_t = pw.FloatField()
-    released_t = pw.FloatField(null=True, index=True)
+    price = pw.DoubleField(default=0.0)
+    expires_t = pw.DoubleField(null=True)
+    created_t = pw.DoubleField()
+    released_t = pw.DoubleField(null=True, index=True)
     alive = pw.BooleanField(default=True)
-    down_until_t = pw.FloatField(null=True)
+    down_until_t = pw.DoubleField(null=True)
     status = pw.CharField(default="ready", index=True)  # pending | initialising | ready | failed | timed_out
     status_detail = pw.TextField(null=True)  # on failure: the message
     instance_id = pw.CharField(null=True, unique=True)
     init_task = pw.CharField(null=True)  # the initialisation task running, or the one that failed (schema 3)
     order = pw.IntegerField(null=True)  # the ECS order that created it (schema 3)
     expiry_warned = pw.BooleanField(default=False)  # the expiry warning was given (schema 3)
+    address = pw.CharField(null=True)  # where the host is reached; None until the cloud says (schema 4)
 
     class Meta:
         table_name = "host"
@@ -78,9 +89,9 @@ class ServiceRow(Base):
     kind = pw.CharField()
     image = pw.CharField()
     pool = pw.CharField()
-    cpu = pw.FloatField()
-    memory_gb = pw.FloatField()
-    disk_gb = pw.FloatField()
+    cpu = pw.DoubleField()
+    memory_gb = pw.DoubleField()
+    disk_gb = pw.DoubleField()
     ports = JSONField(default=list)
     spec = JSONField(default=dict)  # traffic model and placement rules
 
@@ -89,12 +100,19 @@ class ServiceRow(Base):
 
 
 class ContainerRow(Base):
+    """A container the platform runs, or is starting or stopping (each such row holds its host's
+    resources). `name` is unique: starting it again returns the same container."""
+
     service = pw.CharField(index=True)
     host = pw.IntegerField(index=True)  # HostRow.id; no FK so bulk moves stay cheap
     idc = pw.CharField()
-    created_t = pw.FloatField()
+    created_t = pw.DoubleField()
     task = pw.IntegerField(null=True)  # the task that created it
     ref = pw.CharField(null=True)  # the runtime's id for it (schema 2)
+    name = pw.CharField(null=True, unique=True)  # schema 4
+    state = pw.CharField(default="running")  # starting | running | stopping (schema 4)
+    address = pw.CharField(null=True)  # where it answers (schema 4)
+    ports = JSONField(default=list)  # [[container port, host port], ...] (schema 4)
 
     class Meta:
         table_name = "container"
@@ -119,16 +137,16 @@ class TaskRow(Base):
     progress = JSONField(default=dict)
     reason = pw.TextField(null=True)
     actor = pw.CharField()
-    created_t = pw.FloatField()
-    updated_t = pw.FloatField()
-    real_created = pw.FloatField()
+    created_t = pw.DoubleField()
+    updated_t = pw.DoubleField()
+    real_created = pw.DoubleField()
 
     class Meta:
         table_name = "task"
 
 
 class EventRow(Base):
-    t = pw.FloatField(index=True)
+    t = pw.DoubleField(index=True)
     level = pw.CharField()  # info | warn | error
     kind = pw.CharField()
     scope = pw.CharField()
@@ -139,8 +157,8 @@ class EventRow(Base):
 
 
 class AuditRow(Base):
-    real_t = pw.FloatField(index=True)
-    platform_t = pw.FloatField(null=True)
+    real_t = pw.DoubleField(index=True)
+    platform_t = pw.DoubleField(null=True)
     user = pw.CharField()
     role = pw.CharField()
     action = pw.CharField()
@@ -155,13 +173,13 @@ class AuditRow(Base):
 class _ScopeStats(Base):
     """The numbers of one dashboard scope ("idc" or "idc/pool") at one platform instant."""
 
-    t = pw.FloatField()
+    t = pw.DoubleField()
     hosts_alive = pw.IntegerField()
     hosts_total = pw.IntegerField()
     containers = pw.IntegerField()
-    cpu_pct = pw.FloatField()
-    alloc_pct = pw.FloatField()
-    qps = pw.FloatField()
+    cpu_pct = pw.DoubleField()
+    alloc_pct = pw.DoubleField()
+    qps = pw.DoubleField()
 
 
 class MetricRow(_ScopeStats):
@@ -187,11 +205,11 @@ class ClockRow(Base):
     """The platform clock, so every process attached to this store shows the same time."""
 
     id = pw.IntegerField(primary_key=True, default=1)
-    t = pw.FloatField()
-    speed = pw.FloatField(default=1.0)
+    t = pw.DoubleField()
+    speed = pw.DoubleField(default=1.0)
     paused = pw.BooleanField(default=False)
     tick = pw.IntegerField(default=0)
-    real_t = pw.FloatField()  # wall clock of the last tick: a stale tick means no engine
+    real_t = pw.DoubleField()  # wall clock of the last tick: a stale tick means no engine
 
     class Meta:
         table_name = "clock"
@@ -204,9 +222,9 @@ class LeaseRow(Base):
     holder = pw.CharField()
     host = pw.CharField()
     pid = pw.IntegerField()
-    acquired_real = pw.FloatField()
-    heartbeat_real = pw.FloatField()
-    expires_real = pw.FloatField()
+    acquired_real = pw.DoubleField()
+    heartbeat_real = pw.DoubleField()
+    expires_real = pw.DoubleField()
 
     class Meta:
         table_name = "lease"
@@ -225,7 +243,7 @@ class EcsOrderRow(Base):
     image_id = pw.CharField()
     hardware = pw.CharField()
     charge_type = pw.CharField()  # payg | monthly | yearly
-    price = pw.FloatField()
+    price = pw.DoubleField()
     labels = JSONField(default=dict)
     options = JSONField()  # [[zone, vswitch, security group], ...] in priority order
     option = pw.IntegerField(default=0)  # the one in use
@@ -234,9 +252,9 @@ class EcsOrderRow(Base):
     reason = pw.TextField(null=True)
     next_seq = pw.IntegerField(default=1)
     actor = pw.CharField()
-    created_t = pw.FloatField()  # platform time
-    real_created = pw.FloatField()
-    real_finished = pw.FloatField(null=True)
+    created_t = pw.DoubleField()  # platform time
+    real_created = pw.DoubleField()
+    real_finished = pw.DoubleField(null=True)
 
     class Meta:
         table_name = "ecs_order"
@@ -256,12 +274,12 @@ class EcsCallRow(Base):
     security_group = pw.CharField()
     state = pw.CharField(index=True)  # in_flight | retry | ok | failed
     attempts = pw.IntegerField(default=1)
-    not_before_real = pw.FloatField(default=0.0)
+    not_before_real = pw.DoubleField(default=0.0)
     instance_ids = JSONField(default=list)
     error_code = pw.CharField(null=True)
     error_message = pw.TextField(null=True)
-    real_started = pw.FloatField()
-    real_finished = pw.FloatField(null=True)
+    real_started = pw.DoubleField()
+    real_finished = pw.DoubleField(null=True)
 
     class Meta:
         table_name = "ecs_call"
@@ -273,7 +291,7 @@ class PoolMoveRow(Base):
     host = pw.CharField(index=True)
     from_pool = pw.CharField()
     to_pool = pw.CharField()
-    t = pw.FloatField()
+    t = pw.DoubleField()
     reason = pw.CharField()  # "move", "shrink", "borrow", or a swap's name
     actor = pw.CharField()
     containers_moved = pw.IntegerField(default=0)
@@ -281,6 +299,29 @@ class PoolMoveRow(Base):
 
     class Meta:
         table_name = "pool_move"
+
+
+class CallRow(Base):
+    """A call to the outside (a container engine, the cloud): written before it is made, answered
+    after, so an engine that dies between the two makes it again with the same key (schema 4)."""
+
+    task = pw.IntegerField(null=True, index=True)
+    stage = pw.IntegerField(default=0)  # a task's calls run stage by stage
+    after_ok = pw.BooleanField(default=True)  # cancelled when a call of an earlier stage failed
+    kind = pw.CharField()  # container.start | container.remove | instance.delete | instance.renew
+    key = pw.CharField(unique=True)  # what makes a repeat safe: a container name, a client token
+    target = pw.CharField()  # a host, or instances, for the screens
+    request = JSONField()
+    state = pw.CharField(index=True)  # pending | done | failed | cancelled
+    result = JSONField(null=True)
+    error = pw.TextField(null=True)
+    attempts = pw.IntegerField(default=0)
+    not_before_real = pw.DoubleField(default=0.0)
+    real_created = pw.DoubleField()
+    real_done = pw.DoubleField(null=True)
+
+    class Meta:
+        table_name = "call"
 
 
 ALL_MODELS = [
@@ -300,4 +341,5 @@ ALL_MODELS = [
     EcsOrderRow,
     EcsCallRow,
     PoolMoveRow,
+    CallRow,
 ]

@@ -18,7 +18,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from cockpit.backends.base import CloudError, Instance, RunRequest, RunResult
+from cockpit.backends.base import CloudError, Instance, RunRequest, RunResult, instance_of, renew_token
 from cockpit.domain import World
 
 PLENTY = 100_000  # stock of an instance type a zone does not limit
@@ -55,6 +55,7 @@ class SimInstance:
     created_real: float
     status: str = "Running"
     renewed_months: int = 0
+    private_ip: str | None = None
 
 
 class _Reject(Exception):
@@ -89,17 +90,22 @@ class SimCloudModel:
         self._tokens: dict[tuple[str, str], tuple[tuple, list[str]]] = {}
         self._pending: dict[tuple[str, str], threading.Event] = {}
         self._ids = itertools.count(1)
+        self._ips = itertools.count(1)
+        self._renewals: dict[tuple[str, str], tuple] = {}  # (account, token) -> (instance, period)
         self._seed = seed
 
     @classmethod
     def from_world(cls, world: World, **kw) -> SimCloudModel:
         """The world's cloud IDC, with the ECS hosts the world says already run there."""
-        from cockpit.core.bootstrap import instance_id
+        from cockpit.core.addressing import host_addresses
+        from cockpit.core.bootstrap import hosts_from_world, instance_id
 
         cloud = next((i for i in world.idcs if i.kind == "cloud"), None)
         if cloud is None:
             raise ValueError(f"world {world.name!r} has no cloud IDC")
         zones = {z.name: ZoneSpec(set(z.security_groups), set(z.vswitches), dict(z.stock)) for z in cloud.zones}
+        hosts = hosts_from_world(world)
+        address = {h.name: a for h, a in zip(hosts, host_addresses(h.idc for h in hosts))}
         existing = []
         for g in world.host_groups:
             if g.source == "ecs":
@@ -108,7 +114,7 @@ class SimCloudModel:
                     name = f"{g.name}-{i:04d}"
                     charge = "PostPaid" if g.charge.type == "payg" else "PrePaid"
                     existing.append(SimInstance(instance_id(world.seed, name), z.name, g.hardware, z.vswitches[0],
-                                                z.security_groups[0], charge, 0.0))
+                                                z.security_groups[0], charge, 0.0, private_ip=address[name]))
         return cls(cloud.region or "cn-beijing", zones, existing=existing, seed=world.seed, **kw)
 
     # --- the API ------------------------------------------------------------------------
@@ -217,7 +223,8 @@ class SimCloudModel:
                 ids = []
                 for _ in range(n):
                     iid = "i-" + hashlib.sha256(f"{self._seed}:{account}:{next(self._ids)}".encode()).hexdigest()[:20]
-                    self.instances[iid] = SimInstance(iid, zone_id, itype, vsw, sg, charge, time.time())
+                    self.instances[iid] = SimInstance(iid, zone_id, itype, vsw, sg, charge, time.time(),
+                                                      private_ip=self._next_ip())
                     ids.append(iid)
                 if key is not None:
                     self._tokens[key] = (wanted, ids)
@@ -230,6 +237,11 @@ class SimCloudModel:
         if key is not None:
             self._token_done(key)
         return {"InstanceIdSets": {"InstanceIdSet": ids}, "TradePrice": round(0.5 * n, 2)}
+
+    def _next_ip(self) -> str:
+        """A vSwitch address of the region's VPC (172.16.0.0/12), in order."""
+        k = next(self._ips)
+        return f"172.{16 + k // 65536 % 16}.{k // 256 % 256}.{k % 256}"
 
     def _token_first(self, key) -> tuple | None:
         """The first call's answer for this token; waits while that call is still being made."""
@@ -265,7 +277,8 @@ class SimCloudModel:
             "PageSize": size,
             "Instances": {"Instance": [
                 {"InstanceId": i.id, "ZoneId": i.zone, "InstanceType": i.instance_type, "Status": i.status,
-                 "VpcAttributes": {"VSwitchId": i.vswitch},
+                 "VpcAttributes": {"VSwitchId": i.vswitch,
+                                   "PrivateIpAddress": {"IpAddress": [i.private_ip] if i.private_ip else []}},
                  "SecurityGroupIds": {"SecurityGroupId": [i.security_group]},
                  "InstanceChargeType": i.charge_type}
                 for i in chunk
@@ -288,12 +301,21 @@ class SimCloudModel:
     def _renew(self, account: str, p: dict[str, str]) -> dict:
         iid = p.get("InstanceId", "")
         period = _int(p, "Period", 1)
+        token = p.get("ClientToken")
         with self._lock:
             inst = self.instances.get(iid)
             if inst is None:
                 raise _Reject(404, "InvalidInstanceId.NotFound", f"The specified instance {iid} does not exist.")
             if inst.charge_type != "PrePaid":
                 raise _Reject(403, "InstanceChargeType.NotSupported", "Only prepaid instances can be renewed.")
+            if token:
+                first = self._renewals.get((account, token))
+                if first is not None:  # a repeat: renewed already, nothing more to pay
+                    if first != (iid, period):
+                        raise _Reject(400, "IdempotentParameterMismatch",
+                                      "The same ClientToken was used with different parameters.")
+                    return {}
+                self._renewals[(account, token)] = (iid, period)
             inst.renewed_months += period
         return {}
 
@@ -344,8 +366,7 @@ class SimCloud:
             body = answer(*self.model.handle(self.account, {
                 "Action": "DescribeInstances", "Version": VERSION, "RegionId": self.model.region,
                 "InstanceIds": json.dumps(chunk), "PageSize": "100"}))
-            out += [Instance(x["InstanceId"], x["ZoneId"], x["InstanceType"], x["Status"])
-                    for x in body["Instances"]["Instance"]]
+            out += [instance_of(x) for x in body["Instances"]["Instance"]]
         return out
 
     def delete_instances(self, ids: list[str]) -> None:
@@ -354,7 +375,8 @@ class SimCloud:
             params.update({f"InstanceId.{k + 1}": v for k, v in enumerate(ids[i : i + 100])})
             answer(*self.model.handle(self.account, params))
 
-    def renew_instances(self, ids: list[str], months: int) -> None:
+    def renew_instances(self, ids: list[str], months: int, token: str) -> None:
         for iid in ids:
             answer(*self.model.handle(self.account, {"Action": "RenewInstance", "Version": VERSION,
-                                                     "InstanceId": iid, "Period": str(months), "PeriodUnit": "Month"}))
+                                                     "InstanceId": iid, "Period": str(months), "PeriodUnit": "Month",
+                                                     "ClientToken": renew_token(token, iid)}))

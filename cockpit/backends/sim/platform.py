@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from cockpit.core import failures, traffic
@@ -29,13 +27,3 @@ class SimHostHealth:
     def poll(self, alive: np.ndarray, down_until: np.ndarray, now: float, dt: float) -> HealthChange:
         rng = np.random.default_rng([self.seed, int(now)])
         return failures.step(alive, down_until, now, dt, self.model, rng)
-
-
-class SimContainers:
-    """Containers start at once on the simulated platform; ids are unique within the process."""
-
-    def __init__(self) -> None:
-        self._ids = itertools.count(1)
-
-    def start(self, host: str, service: str, image: str, count: int) -> list[str]:
-        return [f"sim-{service}-{next(self._ids)}" for _ in range(count)]

@@ -13,13 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from cockpit.core.constraints import NUM_KEYS as _NUM_KEYS
-from cockpit.core.constraints import parse_amount
+from cockpit.core.constraints import Subject, parse_amount, subject
 from cockpit.core.placement.request import Request
 from cockpit.core.placement.table import MIB, MILLI, HostTable
 from cockpit.domain import Constraint
-
-_STR_KEYS = ("hardware", "idc", "pool", "source", "zone")
 
 
 @dataclass(frozen=True)
@@ -29,18 +26,15 @@ class Stage:
     why: Callable[[int], str]  # the reason host i was refused
 
 
-def _column(t: HostTable, key: str) -> tuple[np.ndarray, bool]:
-    """(values per host, numeric?) for a constraint key."""
-    if key in _NUM_KEYS:
-        which = _NUM_KEYS[key]
-        if which == "cores":
-            return t.cpu_cap / MILLI, True
-        if which == "memory":
-            return t.mem_cap / MIB, True
-        return t.disk_cap / MIB, True
-    if key in _STR_KEYS:
-        return getattr(t, key), False
-    return t.label(key), False
+def _column(t: HostTable, what: Subject) -> np.ndarray:
+    """The values per host that a constraint compares: amounts in cores or GB, or text."""
+    if what.kind == "amount":
+        if what.name == "cores":
+            return t.cpu_cap / MILLI
+        return (t.mem_cap if what.name == "memory" else t.disk_cap) / MIB
+    if what.kind == "field":
+        return getattr(t, what.name)
+    return t.label(what.name)
 
 
 def _compare(col: np.ndarray, numeric: bool, c: Constraint) -> np.ndarray:
@@ -76,24 +70,27 @@ def _to_float(v) -> float:
         return math.nan
 
 
-def _fmt_num(key: str, v: float) -> str:
-    which = _NUM_KEYS[key]
-    if which == "cores":
+def _fmt_num(what: Subject, v: float) -> str:
+    if what.name == "cores":
         return f"{v:g} cores"
     return f"{v / 1024:g} TB" if v >= 1024 and v % 1024 == 0 else f"{v:g} GB"
 
 
 def constraint_stage(t: HostTable, c: Constraint) -> Stage:
-    col, numeric = _column(t, c.key)
+    what = subject(c)
+    col = _column(t, what)
+    numeric = what.kind == "amount"
     keep = _compare(col, numeric, c)
 
     def why(i: int) -> str:
         v = col[i]
         if numeric:
-            return f"{c.key} {_fmt_num(c.key, float(v))} (needs {c})"
+            return f"{c.key} {_fmt_num(what, float(v))} (needs {c})"
+        if what.kind == "field":
+            return f"{what.name}={v} (needs {c})"
         if v is None:
-            return f"no label {c.key} (needs {c})"
-        return f"{'label ' if c.key not in _STR_KEYS else ''}{c.key}={v} (needs {c})"
+            return f"no label {what.name} (needs {c})"
+        return f"label {what.name}={v} (needs {c})"
 
     return Stage(str(c), np.asarray(keep, dtype=bool), why)
 

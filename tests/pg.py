@@ -1,0 +1,89 @@
+"""A private PostgreSQL cluster for the tests: its own data and socket directories, no TCP, the
+system's own cluster left alone. Started once per test process; each test gets a new database."""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+
+
+def _bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else None
+
+
+def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], capture_output=True, text=True, timeout=60)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Cluster:
+    root: str
+    sockdir: str
+    port: int
+    _n = itertools.count(1)
+
+    def url(self, db: str) -> str:
+        return f"postgresql://postgres@/{db}?host={self.sockdir}&port={self.port}"
+
+    def sql(self, statement: str, db: str = "postgres") -> None:
+        r = _as_postgres(_bin("psql") or "psql", "-h", self.sockdir, "-p", str(self.port), "-d", db, "-v",
+                         "ON_ERROR_STOP=1", "-qc", statement)
+        if r.returncode != 0:
+            raise RuntimeError(f"psql: {r.stderr.strip()}")
+
+    def new_db(self, template: str | None = None) -> str:
+        name = f"t{os.getpid()}_{next(self._n)}"
+        self.sql(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        return name
+
+    def stop(self) -> None:
+        _as_postgres(_bin("pg_ctl"), "-D", f"{self.root}/data", "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start() -> Cluster:
+    """initdb and start a cluster in a new temporary directory; RuntimeError says what failed."""
+    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
+    if not initdb or not pg_ctl:
+        raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+    try:
+        pw_ = pwd.getpwnam("postgres")
+    except KeyError:
+        raise RuntimeError("no postgres user (apt-get install postgresql)") from None
+    # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
+    root = tempfile.mkdtemp(prefix="cockpit-pg-")
+    os.chmod(root, 0o755)
+    for sub in ("data", "sock"):
+        os.mkdir(f"{root}/{sub}", 0o700)
+        os.chown(f"{root}/{sub}", pw_.pw_uid, pw_.pw_gid)
+    log = f"{root}/log"
+    open(log, "w").close()
+    os.chown(log, pw_.pw_uid, pw_.pw_gid)
+    r = _as_postgres(initdb, "-D", f"{root}/data", "--auth-local=trust", "--auth-host=reject", "-U", "postgres",
+                     "--no-sync")
+    if r.returncode != 0:
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"initdb: {r.stderr.strip()}")
+    port = _free_port()
+    opts = f"-k {root}/sock -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off " \
+           "-c synchronous_commit=off -c max_connections=200"
+    r = _as_postgres(pg_ctl, "-D", f"{root}/data", "-l", log, "-w", "-o", opts, "start")
+    if r.returncode != 0:
+        text = open(log).read()[-500:]
+        shutil.rmtree(root, ignore_errors=True)
+        raise RuntimeError(f"pg_ctl start: {r.stderr.strip()} {text}")
+    return Cluster(root, f"{root}/sock", port)
