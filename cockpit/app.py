@@ -7,7 +7,11 @@ waiting on a slow store is not stacked on (the header shows the data as stale in
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.widgets import Input
 
 from cockpit.config import Config
 from cockpit.engine.actions import ACTIONS, Outcome
@@ -31,14 +36,22 @@ if TYPE_CHECKING:
 
 
 class ViewCommands(Provider):
-    """The palette's "Go to …" entries, and the actions this user may take here."""
+    """The palette: every action the user may take in this view (with its key), the views, and
+    the platform clock's actions."""
 
     def _entries(self) -> list[tuple[str, Callable[[], None], str]]:
         app: CockpitApp = self.app  # type: ignore[assignment]
-        out = [(f"Go to {name}", partial(app.goto, name), view_class(name).HELP) for name in VIEWS]
-        if app.permitted("sim.pause"):
+        out = []
+        view = self.screen if isinstance(self.screen, ViewScreen) else None  # the view under the palette
+        offered: set[str] = set()
+        if view is not None:
+            for title, action, keys in view.palette_actions():
+                out.append((f"{title} ({view.VIEW})", partial(app.call_later, view.run_action, action), f"key {keys}"))
+                offered.add(view.ACTION_IDS.get(action, action))
+        out += [(f"Go to {name}", partial(app.goto, name), view_class(name).HELP) for name in VIEWS]
+        if app.permitted("sim.pause") and "sim.pause" not in offered:
             out.append(("Pause or resume the platform clock", app.toggle_pause, ACTIONS["sim.pause"].title))
-        if app.permitted("sim.hot_event"):
+        if app.permitted("sim.hot_event") and "sim.hot_event" not in offered:
             out.append(("Start a hot event…", app.open_hot_event, ACTIONS["sim.hot_event"].title))
         return out
 
@@ -56,11 +69,17 @@ class ViewCommands(Provider):
 
 class CockpitApp(App):
     TITLE = "Cockpit"
+    CSS_PATH = ["widgets/widgets.tcss"]
     BINDINGS = [
-        Binding("colon", "goto", "View", id="goto"),
-        Binding("slash", "filter", "Filter", id="filter"),
-        Binding("question_mark", "help", "Keys", id="help"),
+        # Priority: they act before the keys typed after them are handed on (`:plan⏎` typed in one
+        # burst over a slow link reaches the prompt); check_action keeps them out of dialogs and
+        # out of fields being typed in.
+        Binding("colon", "goto", "View", id="goto", priority=True),
+        Binding("slash", "filter", "Filter", id="filter", priority=True),
+        Binding("question_mark", "help", "Keys", id="help", priority=True),
         Binding("escape", "back", "Back", id="back", show=False),
+        Binding("right_square_bracket", "tab(1)", "Next tab", id="tab.next", show=False, priority=True),
+        Binding("left_square_bracket", "tab(-1)", "Previous tab", id="tab.previous", show=False, priority=True),
         Binding("q", "quit", "Quit", id="quit"),
     ]
     COMMANDS = App.COMMANDS | {ViewCommands}
@@ -81,6 +100,11 @@ class CockpitApp(App):
         if cfg.keys:
             self.set_keymap(cfg.keys)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("goto", "filter", "help", "tab"):
+            return isinstance(self.screen, ViewScreen) and not isinstance(self.screen.focused, Input)
+        return True
+
     def get_default_screen(self) -> DashboardScreen:
         return DashboardScreen()
 
@@ -90,18 +114,24 @@ class CockpitApp(App):
         _signals(asyncio.get_running_loop(), self._hangup)
         self.set_interval(self.cfg.tick_s, self.poll)
         self.poll()
+        if self._engine_factory is None:  # no engine to wait for (read-only, a viewer): settle now
+            self.call_after_refresh(_quiet_gc)
 
     async def _start_engine(self) -> None:
-        """After the first paint: the engine's imports and first load stay off the path to it."""
+        """After the first paint: the engine's imports and first load stay off the path to it.
+        It runs on a loop of its own, in its own thread: a busy screen cannot hold up a tick."""
         factory, self._engine_factory = self._engine_factory, None
         if factory is None:
             return
         engine = await asyncio.to_thread(factory)
         self.cockpit.attach(engine)
-        engine.start(asyncio.get_running_loop())
+        await asyncio.to_thread(engine.start)
+        _quiet_gc()
 
     def _hangup(self) -> None:
-        """The SSH connection dropped (SIGHUP) or we were told to stop: leave cleanly."""
+        """The SSH connection dropped (SIGHUP) or we were told to stop: leave cleanly, and if
+        leaving hangs (a write to a terminal that is gone), leave anyway after a moment."""
+        threading.Thread(target=_last_resort, args=(self.cockpit,), name="hangup", daemon=True).start()
         self.exit(return_code=0)
 
     async def on_unmount(self) -> None:
@@ -209,6 +239,19 @@ class CockpitApp(App):
         if isinstance(self.screen, ViewScreen):
             self.screen.open_filter()
 
+    def action_tab(self, step: int) -> None:
+        """`]` and `[`: the next or previous tab of the view, when it has tabs."""
+        from textual.widgets import TabbedContent, Tabs
+
+        tabs = self.screen.query(TabbedContent)
+        if not tabs:
+            return
+        bar = tabs.first().query_one(Tabs)
+        if step > 0:
+            bar.action_next_tab()
+        else:
+            bar.action_previous_tab()
+
     def action_help(self) -> None:
         from cockpit.screens.help import HelpScreen
 
@@ -219,6 +262,12 @@ class CockpitApp(App):
 
     def permitted(self, action_id: str) -> bool:
         return self.cockpit.refusal(action_id) is None
+
+    def refuse(self, action_id: str) -> None:
+        """Say why, where the key was pressed; the refusal goes to the audit log too."""
+        why = self.cockpit.refusal(action_id) or "not allowed"
+        self.notify(f"{ACTIONS[action_id].title}: {why}", severity="warning")
+        self.run_worker(asyncio.to_thread(self.cockpit.record_refusal, action_id), group="action")
 
     def perform(self, action_id: str, summary: str, do: Callable[[], Outcome]) -> None:
         """Refused actions still go to the facade, which records the refusal in the audit log."""
@@ -273,6 +322,25 @@ class CockpitApp(App):
         ), callback=chosen)
 
 
+def _quiet_gc() -> None:
+    """Once started: what lives for the whole session is moved out of the collector's way, and
+    young collections come less often. Full collections of a big heap froze the screen for
+    70 to 170 ms, the worst of a sort's or a filter's delay with thousands of hosts."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
+def _last_resort(cockpit: Cockpit, grace_s: float = 3.0) -> None:
+    """Still running `grace_s` after a hang-up: hand the engine lease back and end the process."""
+    time.sleep(grace_s)
+    try:
+        if cockpit.engine is not None:
+            cockpit.engine.stop()
+    finally:
+        os._exit(0)
+
+
 def _signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None] | None) -> None:
     """Hang-up (the SSH connection dropped) and terminate: leave cleanly. POSIX event loops only."""
     for sig in (signal.SIGHUP, signal.SIGTERM):
@@ -287,5 +355,6 @@ def _signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None] | None
 
 def create_app(cockpit: Cockpit, cfg: Config, engine_factory: Callable[[], Engine] | None = None) -> CockpitApp:
     """The app, built from a facade and settings the caller chose (tests choose their own).
-    With `engine_factory`, it runs the engine too (it becomes a viewer if another one is active)."""
-    return CockpitApp(cockpit, cfg, engine_factory)
+    With `engine_factory`, it runs the engine too (it becomes a viewer if another one is active);
+    a read-only cockpit never does: it only watches."""
+    return CockpitApp(cockpit, cfg, None if cfg.readonly else engine_factory)

@@ -83,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
                     help="a host to move (repeatable)")
     mv.add_argument("--yes", action="store_true", help="do not ask")
 
+    si = sub.add_parser("scale-in", help="stop N containers of a service, where it is most crowded first")
+    _common(si, suppress=True)
+    si.add_argument("--service", required=True, type=arg.name, metavar="NAME")
+    si.add_argument("--count", required=True, type=arg.scale_in_count, metavar="N")
+    si.add_argument("--idc", type=arg.name, metavar="IDC", help="in this IDC only")
+    si.add_argument("--yes", action="store_true", help="do not ask")
+
     co = sub.add_parser("costs", help="cost per IDC, cluster and pool; prepaid hosts expiring")
     _common(co, suppress=True)
     _with_json(co)
@@ -132,7 +139,7 @@ def _ecs_parser(sub) -> None:
     od = ec_sub.add_parser("order", help="order N hosts from a template's ECS settings")
     _common(od, suppress=True)
     od.add_argument("--template", type=arg.ident, required=True, metavar="SID")
-    od.add_argument("--count", type=arg.count, required=True, metavar="N")
+    od.add_argument("--count", type=arg.order_count, required=True, metavar="N")
     od.add_argument("--pool", type=arg.name, metavar="POOL", help="where the hosts go (default: the template's pool)")
     od.add_argument("--yes", action="store_true", help="do not ask")
     for verb in ("pause", "resume", "cancel", "retry"):
@@ -203,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_engine(args, cfg)
         if args.command == "plan":
             return cmd_plan(args, cfg)
-        if args.command in ("ecs", "pools", "move", "costs"):
+        if args.command in ("ecs", "pools", "move", "costs", "scale-in"):
             from cockpit.cli_hosts import run
 
             return run(args, cfg)
@@ -231,10 +238,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from cockpit import world as world_mod
+    from cockpit.core.addressing import PORT_BASE, PORT_LAST, ports_short
     from cockpit.core.bootstrap import hosts_from_world, place_initial
 
     w = world_mod.load(args.world_file)
-    _, initial = place_initial(w, hosts_from_world(w))
+    hosts = hosts_from_world(w)
+    table, initial = place_initial(w, hosts)
+    crowded = ports_short(table.counts, [w.service(n) for n in table.services])
+    if crowded is not None:
+        h, need = crowded
+        print(f"{w.source}: host {hosts[h].name}: its first containers would publish {need:,} ports; "
+              f"a host has {PORT_LAST - PORT_BASE + 1:,}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     short = [i for i in initial if i.plan.unplaced]
     if short:
         for i in short:
@@ -381,10 +396,14 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     _say_forgotten(s)
     try:
         app = create_app(s.cockpit, cfg, s.make_engine)
-        app.run()
+        code = app.run() or 0
     finally:
         s.close()
-    return 0
+    # The app has closed and handed its lease back: leave now rather than wait for a thread still
+    # reading the store for a screen that is gone (a big table's load takes a while).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code if isinstance(code, int) else 0)
 
 
 def _say_forgotten(s) -> None:

@@ -82,6 +82,8 @@ def real(lo: float, hi: float, *, open_low: bool = False) -> Callable[[str], flo
 
 
 count = whole(1, 10_000_000, "a count")
+order_count = whole(1, 10_000, "a count of hosts")  # an ECS order's limit
+scale_in_count = whole(1, 100_000, "a count of containers")
 seed = whole(0, MAX_ID, "a seed")
 ident = whole(1, MAX_ID, "an id")
 port = whole(0, 65535, "a port")

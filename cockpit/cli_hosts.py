@@ -78,6 +78,11 @@ def _run(args: argparse.Namespace, s) -> int:
             print(f"  {h.name:<18} {h.charge_type:<8} {datetime.fromtimestamp(h.expires, tz):%Y-%m-%d %H:%M} "
                   f"({days:.1f} days)")
         return 0
+    if args.command == "scale-in":
+        where = f" in {args.idc}" if args.idc else ""
+        if not _confirm(args, "service.scale_in", f"stop {args.count} {args.service} containers{where}"):
+            return EXIT_BAD_INPUT
+        return _done(c.scale_in(args.service, args.count, idc=args.idc), s)
     if args.command == "move":  # the arguments' shape is checked by cli.conflicts, the rest by the facade
         move = dict(to_pool=args.to_pool, from_pool=args.from_pool, idc=args.idc, count=args.count,
                     hosts=args.host or None)

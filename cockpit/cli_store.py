@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cockpit.config import Config
 
@@ -25,6 +26,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.store import db as store_db
 
     url = store_url(cfg)
+    if "://" not in url and not Path(url).expanduser().exists():
+        raise store_db.StoreError(f"store {url}: no such file")
     if args.store_command == "upgrade":
         before, after, backup = store_db.upgrade_store(url)
         if before == after:
@@ -37,7 +40,10 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
     try:
         problems = store_db.integrity(db)
         from cockpit.engine.seed import holdings
+        from cockpit.store.consistency import platform_problems
 
+        if not problems:
+            problems = platform_problems(db)
         if not problems and store_db.get_meta("world_name") is None and (held := holdings()):
             problems.append(f"it holds {held} but not the name of their world")
     finally:

@@ -15,7 +15,9 @@ from cockpit.config import Config
 from cockpit.domain import World
 from cockpit.engine.facade import Cockpit
 from cockpit.engine.seed import ensure_seeded, holdings, unreleased_cloud_hosts
+from cockpit.store.consistency import platform_problems
 from cockpit.store.db import StoreError, default_url, get_meta, open_store, shown
+from cockpit.store.errors import WAY_OUT
 
 if TYPE_CHECKING:
     from cockpit.engine.engine import Engine
@@ -74,6 +76,9 @@ def open_session(cfg: Config, *, engine: bool = False, reset: bool = False, worl
     try:
         forgotten = _forgotten() if reset else []
         seeded = ensure_seeded(db, w, reset=reset)
+        wrong = [] if seeded else platform_problems(db)
+        if wrong:
+            raise StoreError(f"{'; '.join(wrong[:3])}: the store is damaged; {WAY_OUT}")
         if forgotten:  # said in the new platform's event log too, where the next person looks
             from cockpit.engine import journal
 

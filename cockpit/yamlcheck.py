@@ -346,7 +346,8 @@ class _Reader:
             try:
                 value = self.builder.construct_object(node, deep=True)
             except (yaml.YAMLError, ValueError, OverflowError) as e:
-                self._problem(line, path, f"bad value: {e}", mode)
+                why = "a number with too many digits" if "digits" in str(e) else " ".join(str(e).split())
+                self._problem(line, path, f"bad value: {why}", mode)
                 value = None
             finally:
                 self.builder.constructed_objects.clear()
@@ -481,6 +482,8 @@ def _describe(v: Any) -> str:
         return "a mapping"
     if isinstance(v, list):
         return "a list"
+    if isinstance(v, int) and v.bit_length() > 128:  # str() of a huge int is slow, or refused
+        return f"a number of about {int(v.bit_length() * 0.30103) + 1} digits"
     text = repr(v) if isinstance(v, str) else str(v)
     return text if len(text) <= 40 else text[:37] + "..."
 

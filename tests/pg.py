@@ -20,7 +20,9 @@ def _bin(name: str) -> str | None:
 
 
 def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["runuser", "-u", "postgres", "--", *cmd], capture_output=True, text=True, timeout=60)
+    """As the postgres user when we are root (the server refuses to run as root), else as ourselves."""
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    return subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=60)
 
 
 def _free_port() -> int:
@@ -60,19 +62,22 @@ def start() -> Cluster:
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-    try:
-        pw_ = pwd.getpwnam("postgres")
-    except KeyError:
-        raise RuntimeError("no postgres user (apt-get install postgresql)") from None
-    # Not under pytest's tmp_path: that is private to root, and the server runs as postgres.
+    owner = None
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            raise RuntimeError("no postgres user (apt-get install postgresql)") from None
+    # Not under pytest's tmp_path: that is private to root, and as root the server runs as postgres.
     root = tempfile.mkdtemp(prefix="cockpit-pg-")
     os.chmod(root, 0o755)
-    for sub in ("data", "sock"):
-        os.mkdir(f"{root}/{sub}", 0o700)
-        os.chown(f"{root}/{sub}", pw_.pw_uid, pw_.pw_gid)
     log = f"{root}/log"
     open(log, "w").close()
-    os.chown(log, pw_.pw_uid, pw_.pw_gid)
+    for path in (f"{root}/data", f"{root}/sock"):
+        os.mkdir(path, 0o700)
+    if owner is not None:
+        for path in (f"{root}/data", f"{root}/sock", log):
+            os.chown(path, owner.pw_uid, owner.pw_gid)
     r = _as_postgres(initdb, "-D", f"{root}/data", "--auth-local=trust", "--auth-host=reject", "-U", "postgres",
                      "--no-sync")
     if r.returncode != 0:

@@ -69,7 +69,32 @@ def test_config_refuses_a_connection_chosen_in_extravars_even_over_ssh():
 def test_config_accepts_harmless_extravars_and_a_root_dir_of_its_own(tmp_path):
     check(_local(tmp_path, extravars={"ntp_servers": ["ntp.internal"], "registry_mirrors": []}))
     check({"init": {"kind": "ansible", "connection": "ssh",  # real hosts: host-level changes are theirs
-                    "extravars": {"apply_sysctl": True, "manage_docker": True, "ansible_port": 2222}}})
+                    "extravars": {"apply_sysctl": True, "manage_docker": True}}})
+
+
+@pytest.mark.parametrize("connection", ["ssh", "local"])
+@pytest.mark.parametrize("extravars, key", [
+    ({"ntp_servers": ["{{ lookup('pipe', 'id') }}"]}, "ntp_servers"),
+    ({"sysctl_settings": {"vm.swappiness": "{% raw %}0{% endraw %}"}}, "sysctl_settings"),
+    ({"ansible_host": "127.0.0.1"}, "ansible_host"),
+    ({"ansible_ssh_common_args": "-o ProxyCommand=sh"}, "ansible_ssh_common_args"),
+    ({"init_root": "/"}, "init_root"),
+])
+def test_extravars_can_neither_run_templates_nor_say_how_hosts_are_reached(tmp_path, connection, extravars, key):
+    init = (_local(tmp_path, extravars=extravars) if connection == "local"
+            else {"init": {"kind": "ansible", "connection": "ssh", "extravars": extravars}})
+    with pytest.raises(BackendError) as e:
+        check(init)
+    assert str(e.value).startswith(f"backends.init.extravars.{key}: ") and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.9.9.9", "::1", "localhost"])
+def test_an_ssh_run_never_initialises_this_machine(tmp_path, address):
+    backend = AnsibleInit(work_dir=tmp_path / "ansible", connection="ssh")
+    events: list[InitEvent] = []
+    backend.run([InitTarget("h1", address, {})], events.append, 60)
+    assert [(e.host, e.status) for e in events] == [("h1", "failed")] and "is this machine" in events[0].message
+    assert not (tmp_path / "ansible").exists()  # Ansible never started
 
 
 @pytest.mark.parametrize("root_dir", ["/", "//", "/etc", "/etc/..", "/usr/local/roots", "/var/lib/roots", "/lib64",
@@ -198,8 +223,10 @@ def test_whatever_a_host_is_called_its_local_root_stays_inside_root_dir(tmp_path
 
 def test_host_variables_cannot_choose_the_connection(tmp_path):
     backend = AnsibleInit(work_dir=tmp_path, connection="ssh")
-    v = backend.inventory([InitTarget("h1", "10.0.0.1", {"ansible_connection": "local"})])["all"]["hosts"]["h1"]
-    assert v["ansible_connection"] == "ssh"
+    with pytest.raises(ValueError, match="host h1: its variables may not set ansible_connection"):
+        backend.inventory([InitTarget("h1", "10.0.0.1", {"ansible_connection": "local"})])
+    v = backend.inventory([InitTarget("h2", "10.0.0.2", {})])["all"]["hosts"]["h2"]
+    assert v["ansible_connection"] == "ssh" and v["ansible_host"] == "10.0.0.2"
 
 
 @pytest.mark.integration

@@ -212,3 +212,10 @@ def test_ecs_orders_and_moves_from_the_command_line(demo_db):
     assert {"pool": "shared", "idc": "tucheng"}.items() <= next(p for p in pools if p["pool"] == "shared" and p["idc"] == "tucheng").items()
     r = run("costs", "--db", demo_db, "--json")
     assert len(json.loads(r.stdout)["expiring"]) == 40
+
+
+def test_scale_in_is_queued_from_the_command_line_and_refused_for_an_unknown_service(demo_db, capsys):
+    assert main(["scale-in", "--db", demo_db, "--service", "feed", "--count", "3", "--yes"]) == 0
+    assert "feed -3" in capsys.readouterr().out
+    assert main(["scale-in", "--db", demo_db, "--service", "nope", "--count", "3", "--yes"]) == 2
+    assert capsys.readouterr().err.strip() == "cockpit: no service named 'nope'"

@@ -46,7 +46,7 @@ def one_error_line(err: str) -> str:
         (["ecs", "order", "--template", "-1", "--count", "1"],
          "cockpit ecs order: error: argument --template: expected an id from 1 to 9223372036854775807, got -1"),
         (["ecs", "order", "--template", "101", "--count", "0"],
-         "cockpit ecs order: error: argument --count: expected a count from 1 to 10000000, got 0"),
+         "cockpit ecs order: error: argument --count: expected a count of hosts from 1 to 10000, got 0"),
         (["move", "--to", "shared", "--from", "feed-web", "--count", BIG],
          f"cockpit move: error: argument --count: expected a count from 1 to 10000000, got {BIG}"),
         (["plan", "--service", "feed", "--count", "١٢"],  # Arabic-Indic digits: int() would take them

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import pytest
+
 from cockpit.cli import main
 from cockpit.config import Config
 from cockpit.session import open_session
@@ -97,3 +99,28 @@ def test_a_postgresql_store_that_does_not_answer_is_one_line(capsys):
     assert main(["hosts", "--db", "postgresql://nobody@/nodb?host=/nonexistent&port=1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("cockpit: store")
+
+
+@pytest.mark.parametrize("damage, says", [
+    ("DELETE FROM clock", "the platform clock is missing"),
+    ("UPDATE host SET cores = 'abc' WHERE name = 'yf-feed-new-0001'", "'yf-feed-new-0001' has a cores that is not"),
+    ("UPDATE service SET spec = '[]' WHERE name = 'feed'", "service 'feed' has a spec that is not a mapping"),
+    ("UPDATE container SET host = 999999 WHERE id = 1", "is on host id 999999, which is not in the store"),
+])
+def test_a_platform_that_does_not_hold_together_is_one_line_and_store_check_names_it(demo_db, capsys, damage, says):
+    con = sqlite3.connect(demo_db)
+    con.execute(damage)
+    con.commit()
+    con.close()
+    assert main(["hosts", "--db", demo_db]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("cockpit: store") and "damaged" in err, err
+    assert main(["store", "check", "--db", demo_db]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_store_commands_on_a_path_that_is_not_there_create_nothing(tmp_path, capsys):
+    missing = tmp_path / "nothing.db"
+    assert main(["store", "check", "--db", str(missing)]) == 2
+    assert main(["store", "upgrade", "--db", str(missing)]) == 2
+    assert "no such file" in capsys.readouterr().err and not missing.exists()

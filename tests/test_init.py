@@ -80,11 +80,11 @@ def test_simulated_init_goes_through_every_status_and_some_fail(demo_db):
     seen: dict[str, list[str]] = {}
 
     class Watching(SimInit):
-        def run(self, hosts, emit, timeout_s):
+        def run(self, hosts, emit, timeout_s, stop=None):
             def spy(ev: InitEvent):
                 seen.setdefault(ev.host, []).append(ev.status)
                 emit(ev)
-            super().run(hosts, spy, timeout_s)
+            super().run(hosts, spy, timeout_s, stop)
 
     writer = StatusWriter(db)
     runner = InitRunner(db, Watching(seed=3, failure_rate=0.1, task_s=(0.001, 0.005), forks=20), writer, batch=25)
@@ -142,3 +142,20 @@ def test_failed_hosts_can_be_retried_from_the_facade_and_only_they(session):
     assert not session.cockpit.retry_init([names[1]]).ok  # it did not fail
     assert session.cockpit.retry_init(names).ok
     assert _status()[names[0]] == ("pending", None, None)
+
+
+def test_a_batch_ends_when_its_engine_loses_the_lease_and_writes_nothing_more(demo_db):
+    db = open_store(demo_db)
+    _new_hosts(5)
+    writer = StatusWriter(db)
+    runner = InitRunner(db, SimInit(seed=1, failure_rate=0, task_s=(1.0, 1.0)), writer, batch=5)
+    assert runner.kick()  # a batch of 5 hosts, about 5 s of work
+    time.sleep(0.3)
+    runner.stop()  # the engine lost its lease
+    writer.stop()
+    start = time.monotonic()
+    while not runner._busy.acquire(timeout=0.1):
+        assert time.monotonic() - start < 3, "the batch did not end"
+    runner._busy.release()
+    assert {s for s, _, _ in _status().values()} == {"initialising"}  # the successor starts them again
+    db.close()

@@ -283,3 +283,33 @@ def test_the_engine_scales_moves_and_releases_on_both_databases(demo_url, demo_w
     assert ContainerRow.select().where(ContainerRow.state != "running").count() == 0
     e.stop()
     db.close()
+
+
+def test_a_move_whose_replacements_partly_start_stops_the_ones_that_did(session):
+    e, real = engine_for(session)
+    runtime = e.runtime
+    pool = sorted(h.name for h in HostRow.select().where((HostRow.pool == "feed-web") & (HostRow.idc == "tucheng")))
+    runtime.unreachable |= set(pool[::2])  # half the engines of the pool are down
+    running = ContainerRow.select().count()
+    assert session.cockpit.move_hosts(to_pool="shared", from_pool="feed-web", idc="tucheng", count=10).ok
+    for _ in range(10):  # back-offs, then the failure, then the undo task
+        e.run_tasks()
+        real.t += 120
+    move, undo = TaskRow.select().order_by(TaskRow.id)
+    assert move.state == "failed" and "no host moved" in move.reason
+    assert undo.kind == "remove" and undo.state == "done" and undo.progress["removed"] > 0
+    assert ContainerRow.select().count() == running  # no surplus left beside the originals
+    assert ContainerRow.select().where(ContainerRow.task == move.id).count() == 0
+    e.stop()
+
+
+def test_a_task_the_engine_cannot_read_fails_alone_and_the_next_one_runs(session):
+    e, _ = engine_for(session)
+    TaskRow.insert(kind="scale_in", state="queued", spec={"service": "feed", "count": "x"}, actor="someone",
+                   created_t=0, updated_t=0, real_created=0).execute()
+    assert session.cockpit.scale_in("card", 2).ok
+    e.run_tasks()
+    bad, good = TaskRow.select().order_by(TaskRow.id)
+    assert bad.state == "failed" and "cannot be read" in bad.reason
+    assert good.state == "done"
+    e.stop()

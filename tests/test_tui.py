@@ -105,9 +105,12 @@ async def test_question_mark_lists_the_keys_with_their_ids(demo_db):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: table_keys(app))
         await pilot.press("question_mark")
+        await until(pilot, lambda: "dashboard.pause" in screen_text(app))
+        assert "Pause" in screen_text(app)
+        await pilot.press("G")  # the page scrolls: the rest is below
         await pilot.pause(0.2)
         text = screen_text(app)
-        for line in (": ", "View", "goto", "/", "Filter", "Pause", "dashboard.pause", ":hosts"):
+        for line in (": ", "View", "goto", "/", "Filter", ":hosts"):
             assert line in text, line
         await pilot.press("escape")
         await pilot.pause(0.1)
@@ -127,7 +130,7 @@ async def test_the_dashboard_changes_as_platform_time_passes(demo_db):
     s.close()
 
 
-async def test_readonly_hides_every_action_and_the_facade_refuses_them(demo_db):
+async def test_readonly_leaves_actions_out_of_the_footer_and_says_why_when_one_is_pressed(demo_db):
     s, app = open_app(demo_db, readonly=True)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: table_keys(app))
@@ -135,12 +138,15 @@ async def test_readonly_hides_every_action_and_the_facade_refuses_them(demo_db):
         assert "READ-ONLY" in text
         assert "Pause" not in text and "Hot event" not in text
         await pilot.press("space", "h")
-        await pilot.pause(0.2)
-        assert isinstance(app.screen, DashboardScreen)
+        await until(pilot, lambda: len([n for n in notices(app) if "read-only mode: no changes" in n]) == 2)
+        assert "Pause or resume the platform clock: read-only mode: no changes" in notices(app)
+        assert isinstance(app.screen, DashboardScreen)  # no form opened for an action that is refused
         assert ClockRow.get_by_id(1).paused is False
+        await until(pilot, lambda: AuditRow.select().where(AuditRow.outcome == "refused").count() == 2)
     outcome = s.cockpit.set_paused(True)
     assert not outcome.ok and "read-only" in outcome.message
-    assert AuditRow.select().where(AuditRow.outcome == "refused").count() == 1
+    refused = [(a.action, a.outcome) for a in AuditRow.select().order_by(AuditRow.id)]
+    assert refused == [("sim.pause", "refused"), ("sim.hot_event", "refused"), ("sim.pause", "refused")]
     s.close()
 
 
@@ -180,10 +186,10 @@ async def test_a_hot_event_asks_first_and_is_audited(demo_db):
 
 
 async def test_keys_are_remapped_from_the_config(demo_db):
-    s, app = open_app(demo_db, keys={"goto": "g", "dashboard.pause": "p"})
+    s, app = open_app(demo_db, keys={"goto": "ctrl+g", "dashboard.pause": "p"})
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: table_keys(app))
-        await pilot.press("g", *"hosts", "enter")
+        await pilot.press("ctrl+g", *"hosts", "enter")
         await until(pilot, lambda: isinstance(app.screen, HostsScreen))
         await pilot.press("escape")
         await pilot.press("p")
@@ -224,3 +230,62 @@ def test_the_dashboard_at_80x24(demo_db, snap_compare):
 @pytest.fixture(autouse=True)
 def _fixed_user(monkeypatch):
     monkeypatch.setenv("USER", "sre")
+
+
+async def test_the_command_palette_holds_the_views_actions_with_their_keys(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("ctrl+p", *"clock")
+        await until(pilot, lambda: "Pause clock (dashboard)" in screen_text(app))
+        text = screen_text(app)
+        assert "Faster clock (dashboard)" in text and "key space" in text
+        await pilot.press("escape")
+    s.close()
+
+
+async def test_the_palette_leaves_out_what_read_only_forbids(demo_db):
+    s, app = open_app(demo_db, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("ctrl+p", *"go to")
+        await until(pilot, lambda: "Go to hosts" in screen_text(app))
+        assert "clock (dashboard)" not in screen_text(app)
+    s.close()
+
+
+async def test_a_read_only_cockpit_never_runs_the_engine(demo_db):
+    cfg = make_cfg(demo_db, readonly=True)
+    s = open_session(cfg)
+    app = create_app(s.cockpit, cfg, s.make_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.pause(1.0)
+        assert s.engine is None and s.cockpit.engine is None
+        assert "no engine" in screen_text(app)
+        from cockpit.engine.lease import current_holder
+
+        assert current_holder() is None  # it took no lease
+    s.close()
+
+
+async def test_the_filter_shows_what_is_typed(demo_db):
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        await pilot.press("slash", *"tucheng")
+        await until(pilot, lambda: "tucheng" in screen_text(app).splitlines()[-2])  # the line above the keys
+        await until(pilot, lambda: all(k.startswith("tucheng") for k in table_keys(app)))
+    s.close()
+
+
+async def test_the_engine_runs_on_its_own_thread_so_the_screen_cannot_hold_up_a_tick(demo_db):
+    s, app = open_app(demo_db, engine=True, speed=60)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "engine ● active" in screen_text(app))
+        engine = s.cockpit.engine
+        assert engine._thread is not None and engine._thread.is_alive()
+        tick = ClockRow.get_by_id(1).tick
+        time.sleep(1.5)  # the event loop is blocked (a screen doing too much): the engine still ticks
+        assert ClockRow.get_by_id(1).tick > tick
+    s.close()

@@ -52,6 +52,7 @@ def test_a_preview_by_template_name_or_sid_is_the_same(demo):
         ({"target": "feed", "count": 1, "strategy": "custom"}, "custom needs weights"),
         ({"target": "sid:999", "count": 1}, "no template with sid 999"),
         ({"target": "feed", "count": 1, "seed": -5}, "seed must be from 0 to"),
+        ({"target": "feed", "count": 1, "strategy": "custom", "weights": "with:nosuch=1"}, "no service named 'nosuch'"),
         ({"target": "feed", "count": 1, "seed": 2**64}, "seed must be from 0 to"),
     ],
 )

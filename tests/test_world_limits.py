@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from cockpit import config, world, yamlcheck
 from cockpit.config import ConfigError
 from cockpit.world import WorldError
-from tests.conftest import DEMO, ROOT, SMALL
+from tests.conftest import ROOT, SMALL
 
 from tests.test_world import DEMO_TEXT, SMALL_TEXT, problems_of
 
@@ -492,3 +492,26 @@ def test_config_numbers_and_nesting_are_bounded(tmp_path, text, expected):
     path.write_text(text)
     found = [p.replace(str(path), "c.yaml") for p in config_problems(path)]
     assert len(found) == 1 and expected in found[0], found
+
+
+def test_an_idc_cannot_hold_more_hosts_than_it_has_addresses():
+    text = edit(SMALL_TEXT, "count: 6, hardware: new", "count: 65000, hardware: new")
+    problems = problems_of(text)
+    assert any("65,007 hosts in IDC 'yf'; an IDC may have at most 64,000" in p for p in problems), problems
+
+
+def test_check_refuses_a_world_whose_first_containers_would_run_a_host_out_of_ports(tmp_path):
+    from cockpit.cli import main
+
+    text = edit(SMALL_TEXT, "{name: new, cores: 32, memory_gb: 32, disk_gb: 1200}",
+                "{name: new, cores: 1024, memory_gb: 65536, disk_gb: 1048576}")
+    text = edit(text, "cpu: 2, memory_gb: 4, ports: [8080],\n     containers: {yf: 20, ali: 4}",
+                "cpu: 0.001, memory_gb: 0.001, ports: [8080, 8081],\n     containers: {yf: 200000, ali: 4}")
+    path = tmp_path / "ports.yaml"
+    path.write_text(text)
+    assert main(["check", str(path)]) == 2
+
+
+def test_a_number_with_thousands_of_digits_is_one_line():
+    problems = problems_of(SMALL_TEXT.replace("seed: 7", "seed: " + "1" * 5000))
+    assert problems == ["w.yaml:3: seed: bad value: a number with too many digits"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -40,19 +41,52 @@ SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/proc", "/run", "/sbin", "/sys
 NOT_SYSTEM = ("/var/tmp",)
 
 
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def _templated(value) -> bool:
+    """Does a value (or anything inside it) hold Jinja, which Ansible would run on this machine?"""
+    if isinstance(value, str):
+        return any(m in value for m in _TEMPLATE_MARKS)
+    if isinstance(value, dict):
+        return any(_templated(k) or _templated(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_templated(v) for v in value)
+    return False
+
+
 def forbidden_extravars(extravars: dict, connection: str) -> dict[str, str]:
-    """The extra vars this connection may not take, each with why. `ansible_connection` never:
-    it would turn an ssh run into a local one with every host's root at "/"."""
+    """The extra vars this connection may not take, each with why. Never Ansible's own variables
+    (`ansible_host: 127.0.0.1` or an ssh ProxyCommand would reach this machine; the connection
+    and how hosts are reached are the config's own settings), never `init_root` (each host's
+    root is the engine's to give), and never a template: Ansible expands `{{ lookup('pipe', …) }}`
+    in extra vars on the machine that runs it."""
     out = {}
-    for key in extravars:
+    for key, value in extravars.items():
         name = str(key)
-        if name == "ansible_connection":
-            out[name] = "the connection is backends.init.connection"
+        if name.startswith("ansible_"):
+            out[name] = "how hosts are reached is backends.init's own settings (connection, user, private_key_file)"
+        elif name == "init_root":
+            out[name] = "each host's root is given by the engine" + (" (root_dir/<host>)" if connection == "local" else "")
         elif connection == "local" and name in LOCAL_FORBIDDEN_VARS:
             out[name] = LOCAL_FORBIDDEN_VARS[name]
-        elif connection == "local" and name.startswith("ansible_"):
-            out[name] = "Ansible's own variables would change how this machine is reached"
+        elif _templated(value) or _templated(name):
+            out[name] = "a template ({{ }}, {% %}) would be run on this machine by Ansible: give plain values"
     return out
+
+
+def loopback(address: str) -> bool:
+    """Is this address this machine? (An ssh run must never initialise the machine running it.)"""
+    import ipaddress
+    import socket
+
+    host = address.strip("[]")
+    if host.lower() in ("localhost", "localhost.localdomain", socket.gethostname().lower()):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _within(path: str, tree: str) -> bool:
@@ -168,7 +202,13 @@ class AnsibleInit:
             v["init_root"] = confined_root(h, self.local_root())
             v["ansible_python_interpreter"] = sys.executable
         else:
+            bad = sorted(k for k in v if str(k).startswith("ansible_") or k == "init_root")
+            if bad:
+                raise ValueError(f"host {h.name}: its variables may not set {bad[0]}")
             v["ansible_host"] = h.address or h.name
+            if loopback(v["ansible_host"]):
+                raise ValueError(f"host {h.name}: {v['ansible_host']} is this machine; an ssh run never "
+                                 "initialises the machine running Cockpit (a local connection is confined)")
             if self.user:
                 v["ansible_user"] = self.user
             if self.private_key_file:
@@ -179,7 +219,8 @@ class AnsibleInit:
     def inventory(self, hosts: list[InitTarget]) -> dict:
         return {"all": {"hosts": {h.name: self.host_vars(h) for h in hosts}}}
 
-    def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float) -> None:
+    def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float,
+            stop: threading.Event | None = None) -> None:
         extravars = self.job_extravars()
         inventory = {}
         for h in hosts:  # a host that would leave its root fails alone, before Ansible starts
@@ -195,9 +236,10 @@ class AnsibleInit:
             "private_data_dir": run_dir, "playbook": self.playbook, "inventory": {"all": {"hosts": inventory}},
             "extravars": extravars, "forks": self.forks, "timeout": int(timeout_s),
         }
-        self._run_job(job, set(inventory), emit, timeout_s)
+        self._run_job(job, set(inventory), emit, timeout_s, stop)
 
-    def _run_job(self, job: dict, names: set[str], emit: Callable[[InitEvent], None], timeout_s: float) -> None:
+    def _run_job(self, job: dict, names: set[str], emit: Callable[[InitEvent], None], timeout_s: float,
+                 stop: threading.Event | None = None) -> None:
         run_dir = job["private_data_dir"]
         proc = subprocess.Popen(
             [sys.executable, "-m", "cockpit.backends.ansible_job"],
@@ -207,6 +249,15 @@ class AnsibleInit:
         )
         timer = threading.Timer(timeout_s + 30, proc.kill)  # ansible-runner's own timeout, with a margin
         timer.start()
+        done = threading.Event()
+
+        def watch() -> None:  # told to stop: the whole run goes, Ansible's children with it
+            while not done.wait(0.2):
+                if stop is not None and stop.is_set():
+                    _kill_group(proc)
+                    return
+
+        threading.Thread(target=watch, name="ansible-stop", daemon=True).start()
         try:
             proc.stdin.write(json.dumps(job))
             proc.stdin.close()
@@ -222,7 +273,16 @@ class AnsibleInit:
                     emit(InitEvent(ev["host"], ev["status"], ev.get("task"), ev.get("message")))
             proc.wait()
         finally:
+            done.set()
             timer.cancel()
             if proc.poll() is None:
-                proc.kill()
+                _kill_group(proc)
                 proc.wait()
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """The run and everything it started (it leads its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()

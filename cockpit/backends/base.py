@@ -6,6 +6,7 @@ The engine talks only to these. A real backend and its sim twin pass one contrac
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -186,6 +187,8 @@ class InitEvent:
 class HostInit(Protocol):
     """Initialises new hosts (NTP, sysctl, Docker): Ansible, or the simulation."""
 
-    def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float) -> None:
-        """Initialise the hosts, emitting their progress; returns when done or out of time."""
+    def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float,
+            stop: threading.Event | None = None) -> None:
+        """Initialise the hosts, emitting their progress; returns when done, out of time, or told
+        to `stop` (the engine lost its lease: its successor initialises them again)."""
         ...

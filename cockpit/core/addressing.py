@@ -62,3 +62,15 @@ def publish(ports: Iterable[int], host_ports: Iterable[int], taken: set[int]) ->
         out.append([int(p), nxt])
         taken.add(nxt)
     return out
+
+
+def ports_short(counts, services) -> tuple[int, int] | None:
+    """(host index, ports it would need) for the first host whose containers would publish more
+    ports than PORT_BASE..PORT_LAST hold, or None. `counts[h][s]`: containers of services[s]."""
+    per = [sum(1 for p in s.ports if p not in set(s.host_ports)) for s in services]
+    room = PORT_LAST - PORT_BASE + 1
+    for h, row in enumerate(counts):
+        need = sum(int(n) * k for n, k in zip(row, per) if n)
+        if need > room:
+            return h, need
+    return None

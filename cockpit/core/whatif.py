@@ -160,6 +160,9 @@ def build(
         w = parse_weights(weights) if weights and weights.strip() else ()
     except ValueError as e:
         raise WhatIfError(str(e)) from None
+    unknown = [name for name, _ in w if name.startswith("with:") and name[5:] not in cat.services]
+    if unknown:
+        raise WhatIfError(f"scorer {unknown[0]!r}: no service named {unknown[0][5:]!r}")
     req = WhatIf(service, sid, n, idc, strategy, extra, w, s)
     _, tpl = resolve(cat, req)  # the target must exist
     if strategy == "custom" and not w:

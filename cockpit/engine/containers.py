@@ -88,7 +88,7 @@ def settle(task: int) -> Settled:
                 out.started += 1
             else:
                 ContainerRow.delete().where(ContainerRow.name == c.key).execute()
-                out.start_errors.append(f"{c.target}: {c.error}")
+                out.start_errors.append(c.error or "cancelled")  # the engine's error names its host
         elif c.kind == REMOVE:
             name = c.request["name"]
             if c.state == "done":
@@ -97,7 +97,7 @@ def settle(task: int) -> Settled:
             else:
                 ContainerRow.update(state="running").where(ContainerRow.name == name).execute()
                 if c.state == "failed":
-                    out.remove_errors.append(f"{c.target}: {c.error}")
+                    out.remove_errors.append(c.error or "failed")
                 out.not_removed.add(c.target)
     bump_version()
     return out

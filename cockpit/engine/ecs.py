@@ -190,6 +190,8 @@ class EcsDrainer:
         """Calls a dead drainer left in flight are made again, with the same token."""
         with self.fence():
             n = EcsCallRow.update(state="retry", not_before_real=0.0).where(EcsCallRow.state == "in_flight").execute()
+            # back-offs were timed by the previous engine's host clock, which need not agree with ours
+            EcsCallRow.update(not_before_real=0.0).where(EcsCallRow.state == "retry").execute()
         if n:
             log.info("ECS drainer: %d call(s) left in flight will be made again with their tokens", n)
 

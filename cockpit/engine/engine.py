@@ -12,10 +12,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
-import numpy as np
 import peewee as pw
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,27 +23,22 @@ from cockpit.backends.base import Cloud, CloudError, ContainerRuntime, Container
 from cockpit.backends.factory import InitSettings, init_target
 from cockpit.backends.sim.clock import SimClock
 from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
-from cockpit.core import load, traffic
 from cockpit.core.schedule import crossings
-from cockpit.domain import HotEvent, World
-from cockpit.engine import journal
+from cockpit.domain import World
+from cockpit.engine import journal, step
 from cockpit.engine.ecs import DrainSettings, EcsDrainer
 from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
 from cockpit.engine.outside import Handler
-from cockpit.engine.seed import SAMPLE_S, metric_row
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import Runner
 from cockpit.store.db import get_meta, now_sql
-from cockpit.store.models import ClockRow, ContainerRow, EventRow, HostRow, LiveRow, MetricRow, PoolMoveRow, TaskRow
+from cockpit.store.models import ClockRow, ContainerRow, EventRow, HostRow, MetricRow, PoolMoveRow, TaskRow
 
 log = logging.getLogger(__name__)
 
 RETAIN_METRICS_S = 8 * 86400.0
-LIVE_FIELDS = [LiveRow.t, LiveRow.hosts_alive, LiveRow.hosts_total, LiveRow.containers, LiveRow.cpu_pct,
-               LiveRow.alloc_pct, LiveRow.qps]
 RETAIN_EVENTS = 20_000
-MAX_SAMPLES_PER_TICK = 360
 
 
 class Engine:
@@ -74,6 +69,7 @@ class Engine:
         self.telemetry = telemetry or SimTelemetry(world)
         self.health = health or SimHostHealth(world)
         self.runtime = runtime
+        self._own_runtime = runtime is None
         self.cloud = cloud
         self.drain_settings = drain or DrainSettings()
         self.init_backend = init
@@ -94,17 +90,26 @@ class Engine:
         self._ticks = 0
         self._lock = threading.Lock()
         self._scheduler = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- becoming active ----------------------------------------------------------------
 
     def step_lease(self) -> bool:
-        """Standby: take the lease when it is free. Returns whether this engine is active."""
+        """Active: the heartbeat. Standby: take the lease when it is free. Whether this engine is active."""
+        if self.active:  # no engine lock: a long tick must not hold up the heartbeat
+            try:
+                with self.lease.fenced():
+                    pass
+            except LeaseLost:
+                with self._lock:
+                    self._lost()
+            except pw.PeeweeException as e:
+                self._failed(e)
+            return self.active
         with self._lock:
             try:
-                if self.active:
-                    with self.lease.fenced():  # the heartbeat, between ticks
-                        pass
-                elif self.lease.acquire():
+                if self.lease.acquire():
                     self._activate()
                     self._tick()  # at once: the platform has not moved since its last engine died
             except LeaseLost:
@@ -123,11 +128,13 @@ class Engine:
             journal.event(row.t, "info", "engine", "engine", f"engine active on {self.lease.host}:{self.lease.pid}")
         self.clock = SimClock(row.t, real, speed, row.paused)
         self._last_t = row.t
-        self._load_state()
-        if self.runtime is None:
-            self.runtime = sim_runtime()
+        with self._keep_lease():  # a big platform takes a while to load
+            self._load_state()
+            if self._own_runtime:  # the simulated engines, as the store says they are now
+                self.runtime = sim_runtime()
         self.runner = Runner(self.lease.fenced, self.handlers(), self.platform_now, self.real_clock, self.world,
                              random.Random(self.world.seed))
+        self.runner.recover()
         self.active = True
         self.last_error = None
         self._start_workers()
@@ -181,10 +188,12 @@ class Engine:
         if self.drainer is not None:
             self.drainer.stop()
             self.drainer = None
+        if self.init_runner is not None:
+            self.init_runner.stop()
+            self.init_runner = None
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
-        self.init_runner = None
 
     def _load_state(self) -> None:
         self._version = get_meta("platform_version")
@@ -209,21 +218,56 @@ class Engine:
                 return False
 
     def _tick(self) -> None:
+        """Observe outside any transaction, then write in one fenced transaction."""
         assert self.clock is not None
         real = self.real_clock()
-        with self.lease.fenced():
-            row = ClockRow.get_by_id(1)
-            if row.speed != self.clock.speed or row.paused != self.clock.paused:
-                self.clock.rebase(real, speed=row.speed, paused=row.paused)
-            if get_meta("platform_version") != self._version:
+        row = ClockRow.get_by_id(1)
+        if row.speed != self.clock.speed or row.paused != self.clock.paused:
+            self.clock.rebase(real, speed=row.speed, paused=row.paused)
+        if get_meta("platform_version") != self._version:
+            with self._keep_lease():
                 self._load_state()
-            now = self.clock.now(real)
+        now = self.clock.now(real)
+        observed = None
+        if now > self._last_t or not self._ticks or self._force_next:
+            assert self.state is not None
+            observed = step.observe(self.state, self.world, self.health, self.telemetry, self._last_t, now,
+                                    step.running_hot_events())
+        with self.lease.fenced():
             self._schedules(self._last_t, now)
-            changed = self._advance(now, force=self._force_next)
-            self._force_next = False
+            if observed is not None:
+                step.write(observed)
+                if (self._ticks + 1) % 600 == 0:
+                    self._prune(now)
             ClockRow.update(
-                t=now, real_t=now_sql(self.db), tick=ClockRow.tick + (1 if changed else 0)
+                t=now, real_t=now_sql(self.db), tick=ClockRow.tick + (1 if observed is not None else 0)
             ).where(ClockRow.id == 1).execute()
+        if observed is not None:
+            self._ticks += 1
+            self._last_t = now
+        self._force_next = False
+
+    @contextmanager
+    def _keep_lease(self) -> Iterator[None]:
+        """While a long step runs outside a transaction (loading a big platform), renew the lease
+        from another thread, so the step does not outlast it."""
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(min(POLL_S, self.lease.ttl / 3)):
+                try:
+                    with self.lease.fenced():
+                        pass
+                except (LeaseLost, pw.PeeweeException):
+                    return
+
+        t = threading.Thread(target=beat, name="lease-keeper", daemon=True)
+        t.start()
+        try:
+            yield
+        finally:
+            done.set()
+            t.join()
 
     def run_tasks(self) -> bool:
         """Carry the queued and running tasks forward (outside the tick: their calls to engines
@@ -251,48 +295,6 @@ class Engine:
         self._stop_workers()
         # Not even an event: the store is the new holder's now (it says "engine active on ...").
         log.warning("engine lease lost; standing by")
-
-    def _advance(self, now: float, force: bool = False) -> bool:
-        """Move the platform to `now`; `force` recomputes the numbers even when paused."""
-        st = self.state
-        assert st is not None
-        last = self._last_t
-        dt = now - last
-        if dt <= 0 and self._ticks and not force:
-            return False
-        self._ticks += 1
-        self._health(st, now, dt)
-        extra = self._hot_events(now, last)
-        live = load.compute(st.layout, st.alive, self.telemetry.service_qps(st.services, now, extra))
-        LiveRow.insert_many([metric_row(s, now) for s in live]).on_conflict(
-            conflict_target=[LiveRow.scope], preserve=LIVE_FIELDS).execute()
-        self._samples(st, last, now, extra)
-        if self._ticks % 600 == 0:
-            self._prune(now)
-        self._last_t = now
-        return True
-
-    def _health(self, st: PlatformState, now: float, dt: float) -> None:
-        change = self.health.poll(st.alive, st.down_until, now, dt)
-        if not len(change.down) and not len(change.up):
-            st.down_until = change.down_until
-            return
-        st.alive[change.down] = False
-        st.alive[change.up] = True
-        st.down_until = change.down_until
-        for i in change.down.tolist():
-            HostRow.update(alive=False, down_until_t=float(st.down_until[i])).where(
-                HostRow.id == int(st.host_ids[i])
-            ).execute()
-            h = st.hosts[i]
-            mins = (st.down_until[i] - now) / 60
-            journal.event(now, "warn", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) down; repair in ~{mins:.0f} min")
-        if len(change.up):
-            ids = [int(x) for x in st.host_ids[change.up]]
-            HostRow.update(alive=True, down_until_t=None).where(HostRow.id.in_(ids)).execute()
-            for i in change.up.tolist():
-                h = st.hosts[i]
-                journal.event(now, "info", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) back")
 
     def _schedules(self, last: float, now: float) -> None:
         """What the platform clock sets off: the day/night swaps, and prepaid hosts expiring."""
@@ -343,37 +345,6 @@ class Engine:
         journal.audit(user=actor, role="engine", action=kind, target=spec.get("to_pool") or kind,
                       details=spec, outcome="queued", platform_t=now)
 
-    def _hot_events(self, now: float, last: float) -> list[HotEvent]:
-        """Injected hot events still running; announce any event (world or injected) that starts or ends."""
-        extra = []
-        for task in TaskRow.select().where((TaskRow.kind == "hot_event") & (TaskRow.state == "running")):
-            ev = hot_event_of(task.spec)
-            if now > ev.start.timestamp() + ev.duration_min * 60:
-                TaskRow.update(state="done", updated_t=now).where(TaskRow.id == task.id).execute()
-            extra.append(ev)
-        for ev in list(self.world.traffic.hot_events) + extra:
-            start = ev.start.timestamp()
-            end = start + ev.duration_min * 60
-            if last < start <= now:
-                services = ", ".join(ev.services)
-                journal.event(start, "warn", "traffic", ev.name, f"hot event {ev.name}: {services} x{ev.factor:g} for {ev.duration_min} min")
-            if last < end <= now:
-                journal.event(end, "info", "traffic", ev.name, f"hot event {ev.name} over")
-        return extra
-
-    def _samples(self, st: PlatformState, last: float, now: float, extra: list[HotEvent]) -> None:
-        first = int(last // SAMPLE_S) + 1
-        final = int(now // SAMPLE_S)
-        if final < first:
-            return
-        times = np.arange(max(first, final - MAX_SAMPLES_PER_TICK + 1), final + 1) * SAMPLE_S
-        qps = traffic.service_qps(self.world.traffic, st.services, times, self.world.seed, extra)
-        rows = []
-        for k, t in enumerate(times.tolist()):
-            rows.extend(metric_row(s, t) for s in load.compute(st.layout, st.alive, qps[:, k]))
-        for i in range(0, len(rows), 500):
-            MetricRow.insert_many(rows[i : i + 500]).on_conflict_ignore().execute()
-
     def _prune(self, now: float) -> None:
         MetricRow.delete().where(MetricRow.t < now - RETAIN_METRICS_S).execute()
         edge = EventRow.select(pw.fn.MAX(EventRow.id)).scalar() or 0
@@ -386,10 +357,32 @@ class Engine:
     # --- scheduling ---------------------------------------------------------------------
 
     def start(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Run on an asyncio loop (Textual's, or `cockpit engine`'s): lease upkeep and ticks."""
+        """Run on an asyncio loop (`cockpit engine`'s), or with none given on a loop of its own in
+        its own thread: inside the TUI, nothing the screen does can hold up a tick."""
+        if loop is None:
+            ready = threading.Event()
+            self._thread = threading.Thread(target=self._run_own_loop, args=(ready,), name="engine", daemon=True)
+            self._thread.start()
+            ready.wait()
+            return
+        self._schedule(loop)
+
+    def _run_own_loop(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._schedule(loop)
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Lease upkeep, ticks, tasks and the queues' nudges, as APScheduler jobs on `loop`."""
         # A skipped tick is expected when the store is slow; the header shows staleness instead.
         logging.getLogger("apscheduler").setLevel(logging.ERROR)
-        sched = AsyncIOScheduler(event_loop=loop or asyncio.get_running_loop(), timezone=timezone.utc)
+        sched = AsyncIOScheduler(event_loop=loop, timezone=timezone.utc)
         first = datetime.now(timezone.utc)
         sched.add_job(self._job_lease, "interval", seconds=min(POLL_S, self.lease.ttl / 4), id="lease",
                       max_instances=1, coalesce=True, next_run_time=first)
@@ -415,15 +408,28 @@ class Engine:
     async def _job_queues(self) -> None:
         if self.drainer is not None:
             self.drainer.kick()
-        if self.init_runner is not None:
+        runner = self.init_runner
+        if runner is not None:
             try:
-                await asyncio.to_thread(self.init_runner.kick)
+                await asyncio.to_thread(runner.kick)
+            except LeaseLost:
+                with self._lock:
+                    self._lost()
             except pw.PeeweeException as e:
                 self._failed(e)
 
     def stop(self) -> None:
         """Stop ticking and hand the lease back."""
-        if self._scheduler is not None:
+        # Jobs still running when their loop ends are cancelled: that is the stop, not an error.
+        logging.getLogger("apscheduler").setLevel(logging.CRITICAL)
+        if self._thread is not None and self._loop is not None:
+            sched, loop = self._scheduler, self._loop
+            if sched is not None:
+                loop.call_soon_threadsafe(sched.shutdown, False)
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(timeout=5)
+            self._thread = self._loop = self._scheduler = None
+        elif self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
         with self._lock:
@@ -459,14 +465,4 @@ def sim_runtime() -> ContainerRuntime:
         ContainerInfo(name, hosts.get(host, "?"), service, ref or name, "running", address,
                       tuple(tuple(p) for p in ports or []))
         for name, host, service, ref, address, ports in q.tuples()
-    )
-
-
-def hot_event_of(spec: dict) -> HotEvent:
-    return HotEvent(
-        name=spec["name"],
-        start=datetime.fromtimestamp(spec["start_t"], timezone.utc),
-        duration_min=int(spec["duration_min"]),
-        factor=float(spec["factor"]),
-        services=tuple(spec["services"]),
     )

@@ -11,7 +11,11 @@ import peewee as pw
 
 from cockpit.core.costs import CostHost, CostLine, breakdown, expiring, per_hour, per_month
 from cockpit.engine.actions import Outcome
-from cockpit.store.models import EcsCallRow, EcsOrderRow, HostRow, PoolMoveRow, TaskRow, TemplateRow
+from cockpit.store.db import get_meta
+from cockpit.store.models import (ContainerRow, EcsCallRow, EcsOrderRow, EventRow, HostRow, PoolMoveRow, ServiceRow,
+                                  TaskRow, TemplateRow)
+
+HISTORY = 100  # pool moves and events shown in a host's history, newest first
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class OrderView:
     actor: str
     real_created: float
     real_finished: float | None
+    created_t: float  # platform time
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,61 @@ class MoveView:
     reason: str
     actor: str
     containers_moved: int
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    service: str
+    name: str
+    address: str | None
+    ports: list[list[int]]  # [[container port, host port], ...]
+    state: str  # starting | running | stopping
+    created_t: float
+
+
+@dataclass(frozen=True)
+class HistoryItem:
+    t: float  # platform time
+    level: str  # info | warn | error
+    what: str  # "move", or the event's kind
+    text: str
+
+
+@dataclass(frozen=True)
+class HostDetail:
+    """Everything about one host, for the describe pane."""
+
+    name: str
+    idc: str
+    pool: str
+    group: str
+    hardware: str
+    cores: int
+    memory_gb: int
+    disk_gb: int
+    labels: dict[str, str]
+    source: str
+    zone: str | None
+    instance_id: str | None
+    order: int | None  # the ECS order that created it
+    address: str | None
+    charge_type: str
+    price: float
+    per_hour: float
+    per_month: float
+    created_t: float
+    expires_t: float | None
+    released_t: float | None
+    alive: bool
+    down_until_t: float | None
+    status: str
+    status_detail: str | None
+    init_task: str | None
+    cpu_alloc: float
+    mem_alloc: float
+    disk_alloc: float
+    containers: list[ContainerView]
+    history: list[HistoryItem]  # newest first
 
 
 @dataclass(frozen=True)
@@ -108,7 +168,7 @@ class HostsFacade:
                 o.id, o.sid, o.service, o.pool, o.instance_type, o.count, o.created, int(in_flight.get(o.id) or 0),
                 o.state, opt, o.fallbacks, o.reason, int(errors.get(o.id) or 0), last_error.get(o.id),
                 recent.get(o.id, 0) / 10.0, o.count * per_month(o.charge_type, o.price), o.actor,
-                o.real_created, o.real_finished,
+                o.real_created, o.real_finished, o.created_t,
             ))
         return out
 
@@ -124,6 +184,50 @@ class HostsFacade:
             a[2] += h.containers
             a[3] += int(h.status in ("pending", "initialising"))
         return [PoolView(pool, *kinds.get(pool, ("?", "?")), idc, *a) for (pool, idc), a in sorted(acc.items())]
+
+    def hosts_version(self) -> tuple:
+        """A fingerprint of what `:hosts` shows, read in a few ms where reading every host takes
+        tens: (the platform version, the last pool move, each pool's hosts per state). The first
+        two change when containers, pools or the hosts in service change; the third alone when
+        hosts only went down or up or moved on in their initialisation (see host_states)."""
+        states = (HostRow.select(HostRow.pool, HostRow.status, HostRow.alive, pw.fn.COUNT(HostRow.id),
+                                 pw.fn.SUM(HostRow.id))
+                  .where(HostRow.released_t.is_null())
+                  .group_by(HostRow.pool, HostRow.status, HostRow.alive)
+                  .order_by(HostRow.pool, HostRow.status, HostRow.alive))
+        last_move = PoolMoveRow.select(pw.fn.MAX(PoolMoveRow.id)).scalar()
+        return get_meta("platform_version"), last_move, tuple(self.db.execute(states).fetchall())
+
+    def host_states(self) -> dict[str, tuple[bool, str]]:
+        """Each host in service: (alive, initialisation status). What changes most at a peak,
+        read without the rest of the host."""
+        q = HostRow.select(HostRow.name, HostRow.alive, HostRow.status).where(HostRow.released_t.is_null())
+        return {name: (bool(alive), status) for name, alive, status in self.db.execute(q).fetchall()}
+
+    def host_detail(self, name: str) -> HostDetail | None:
+        """The host named `name` (in service or released), its containers and its history; None
+        when there is no such host."""
+        h = HostRow.get_or_none(HostRow.name == name)
+        if h is None:
+            return None
+        units = {r.name: (r.cpu, r.memory_gb, r.disk_gb) for r in ServiceRow.select()}
+        containers = [ContainerView(c.service, c.name or f"#{c.id}", c.address, c.ports or [], c.state, c.created_t)
+                      for c in ContainerRow.select().where(ContainerRow.host == h.id)
+                      .order_by(ContainerRow.service, ContainerRow.id)]
+        held = [units[c.service] for c in containers if c.service in units]
+        moves = [HistoryItem(m.t, "info", "move", _move_text(m))
+                 for m in PoolMoveRow.select().where(PoolMoveRow.host == name).order_by(PoolMoveRow.id.desc())
+                 .limit(HISTORY)]
+        events = [HistoryItem(e.t, e.level, e.kind, e.message)
+                  for e in EventRow.select().where(EventRow.scope == name).order_by(EventRow.id.desc()).limit(HISTORY)]
+        history = sorted(moves + events, key=lambda i: i.t, reverse=True)[:HISTORY]
+        return HostDetail(
+            h.name, h.idc, h.pool, h.group, h.hardware, h.cores, h.memory_gb, h.disk_gb, h.labels or {}, h.source,
+            h.zone, h.instance_id, h.order, h.address, h.charge_type, h.price, per_hour(h.charge_type, h.price),
+            per_month(h.charge_type, h.price), h.created_t, h.expires_t, h.released_t, h.alive, h.down_until_t,
+            h.status, h.status_detail, h.init_task, sum(u[0] for u in held), sum(u[1] for u in held),
+            sum(u[2] for u in held), containers, history,
+        )
 
     def moves(self, limit: int = 200) -> list[MoveView]:
         q = PoolMoveRow.select().order_by(PoolMoveRow.id.desc()).limit(limit)
@@ -270,6 +374,11 @@ class HostsFacade:
 
 
 MAX_MOVE_HOSTS = 5000  # named hosts in one move
+
+
+def _move_text(m: PoolMoveRow) -> str:
+    moved = f"; {m.containers_moved} containers re-placed" if m.containers_moved else ""
+    return f"pool {m.from_pool} → {m.to_pool} ({m.reason}, by {m.actor}{moved})"
 
 
 def _hosts_problem(hosts: list[str], to_pool: str) -> str | None:

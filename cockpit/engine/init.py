@@ -21,6 +21,7 @@ import peewee as pw
 from cockpit.backends.base import HostInit, InitEvent, InitTarget
 from cockpit.engine import journal
 from cockpit.engine.lease import LeaseLost
+from cockpit.store.db import bump_version
 from cockpit.store.models import HostRow
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,21 @@ class StatusWriter:
         self.fence = fence or db.atomic
         self.platform_now = platform_now
         self._q: queue.Queue = queue.Queue()
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
         self._thread.start()
 
     def put(self, ev: InitEvent) -> None:
-        self._q.put(ev)
+        if not self._stopped:  # after the engine lost its lease, nobody writes them
+            self._q.put(ev)
 
     def flush(self) -> None:
-        """Return once everything put so far is in the store."""
-        self._q.join()
+        """Return once everything put so far is in the store (or dropped, once stopped)."""
+        if not self._stopped:
+            self._q.join()
 
     def stop(self) -> None:
+        self._stopped = True
         self._q.put(_STOP)
         self._thread.join(timeout=10)
 
@@ -76,6 +81,7 @@ class StatusWriter:
 
     def _write(self, events: list[InitEvent]) -> None:
         t = self.platform_now()
+        ready = False
         with self.fence():
             for ev in events:
                 fields = {"status": ev.status, "init_task": ev.task}
@@ -84,9 +90,13 @@ class StatusWriter:
                 elif ev.status == "ready":
                     fields.update(status_detail=None, init_task=None)
                 HostRow.update(**fields).where(HostRow.name == ev.host).execute()
+                if ev.status == "ready":
+                    ready = True
                 if ev.status in ("failed", "timed_out"):
                     journal.event(t, "error", "init", ev.host,
                                   f"host {ev.host} initialisation {ev.status.replace('_', ' ')} at '{ev.task}': {ev.message}")
+            if ready:  # new capacity: the engine and the planner count it from now on
+                bump_version()
 
 
 class InitRunner:
@@ -109,6 +119,11 @@ class InitRunner:
         self.timeout_s = timeout_s
         self.target = target or (lambda h: InitTarget(h.name, None, {}))
         self._busy = threading.Lock()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """The engine lost its lease: end the batch that runs (its successor starts those hosts again)."""
+        self._stop.set()
 
     def recover(self) -> int:
         """Hosts left initialising by an engine that died start again."""
@@ -153,14 +168,14 @@ class InitRunner:
             self.writer.put(ev)
 
         try:
-            self.backend.run([self.target(h) for h in hosts], emit, self.timeout_s)
+            self.backend.run([self.target(h) for h in hosts], emit, self.timeout_s, self._stop)
         except Exception as e:  # noqa: BLE001 - the backend broke: every host of the batch says so
             log.exception("initialisation backend failed")
             for h in hosts:
                 if h.name not in final:
                     emit(InitEvent(h.name, "failed", last.get(h.name, InitEvent(h.name, "")).task, f"{type(e).__name__}: {e}"))
         for h in hosts:
-            if h.name not in final:
+            if h.name not in final and not self._stop.is_set():
                 task = last[h.name].task if h.name in last else None
                 self.writer.put(InitEvent(h.name, "timed_out", task, f"no result within {self.timeout_s:g} s"))
         self.writer.flush()

@@ -21,9 +21,6 @@ from cockpit.engine.tasks import Ctx, TaskError
 from cockpit.store.db import bump_version
 from cockpit.store.models import ContainerRow, HostRow, PoolMoveRow, TaskRow
 
-MoveError = TaskError  # the name the rest of the program knew this by
-
-
 def pick_hosts(t: HostTable, pool: str, idc: str | None, n: int) -> list[int]:
     """The n live hosts of a pool (in an IDC) that are cheapest to take: fewest containers first."""
     mask = t.alive & (t.pool == pool)
@@ -131,6 +128,17 @@ def finish_move(task: TaskRow, ctx: Ctx) -> dict:
                   f"moved {len(movers)} hosts from {', '.join(froms)} to {to_pool} ({spec.get('reason', 'move')}){extra}")
     return {"moved": len(movers), "hosts": [m[0] for m in movers], "containers_moved": s.started,
             "stopped": p["stopped"], "stayed": sorted(s.not_removed)}
+
+
+def undo_move(task: TaskRow, ctx: Ctx) -> None:
+    """A move that failed after some replacements started: they are surplus (the old containers
+    still run), so a task stops them again."""
+    started = [name for (name,) in ContainerRow.select(ContainerRow.name).where(
+        (ContainerRow.task == task.id) & (ContainerRow.state == "running")).tuples()]
+    if started:
+        TaskRow.insert(kind="remove", state="queued", actor=f"undo:task {task.id}", created_t=ctx.now,
+                       updated_t=ctx.now, real_created=ctx.real_now,
+                       spec={"containers": started, "reason": f"replacements of failed task {task.id}"}).execute()
 
 
 # --- releases ----------------------------------------------------------------------------------

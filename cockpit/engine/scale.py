@@ -176,3 +176,33 @@ def summary_in(task: TaskRow, result: dict) -> str:
     if result[svc]["stopped"] < result[svc]["asked"]:
         text += f" ({result[svc]['asked'] - result[svc]['stopped']} could not be stopped)"
     return text
+
+
+# --- removing named containers (the undo of a failed task) ------------------------------------------
+
+
+def prepare_remove(task: TaskRow, ctx: Ctx) -> dict:
+    """{"containers": [names], "reason"}: stop and remove these containers, where they still run."""
+    names = list(task.spec["containers"])
+    hosts = {}
+    rows = []
+    for i in range(0, len(names), 500):
+        rows += list(ContainerRow.select(ContainerRow.id, ContainerRow.name, ContainerRow.host)
+                     .where(ContainerRow.name.in_(names[i : i + 500]) & (ContainerRow.state == "running")).tuples())
+    if rows:
+        from cockpit.store.models import HostRow
+
+        hosts = dict(HostRow.select(HostRow.id, HostRow.name).where(HostRow.id.in_({h for _, _, h in rows})).tuples())
+    changes = Changes(task.id, ctx.now)
+    changes.remove([(cid, name, hosts[h]) for cid, name, h in rows], stage=0)
+    changes.write(ctx.real_now)
+    return {"asked": len(names), "found": len(rows)}
+
+
+def finish_remove(task: TaskRow, ctx: Ctx) -> dict:
+    s = settle(task.id)
+    return {**task.progress, "removed": s.removed, "errors": s.remove_errors[:5]}
+
+
+def summary_remove(task: TaskRow, result: dict) -> str:
+    return f"task {task.id} ({task.spec.get('reason', 'remove')}): {result['removed']} containers stopped and removed"

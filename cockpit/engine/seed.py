@@ -12,7 +12,7 @@ from collections import defaultdict
 
 import peewee as pw
 
-from cockpit.core.addressing import container_name, host_addresses, publish
+from cockpit.core.addressing import AddressError, container_name, host_addresses, publish
 from cockpit.domain import World
 from cockpit.store import records
 from cockpit.store.db import all_or_nothing, bulk_insert, db_now, get_meta, reset_store, set_meta
@@ -84,7 +84,7 @@ def unreleased_cloud_hosts() -> list[str]:
 
 def seed(db: pw.Database, world: World, digest: str, *, reset: bool = False) -> None:
     # numpy and the placement engine load only when a store is new: start-up of a seeded store skips them.
-    from cockpit.core.bootstrap import expiry, hosts_from_world, instance_id, place_initial
+    from cockpit.core.bootstrap import hosts_from_world, place_initial
 
     hosts = hosts_from_world(world)
     table, initial = place_initial(world, hosts)
@@ -93,8 +93,17 @@ def seed(db: pw.Database, world: World, digest: str, *, reset: bool = False) -> 
         raise SeedError(
             "; ".join(f"services {i.service}: containers {i.idc}: {i.plan.why_unplaced()}" for i in short)
         )
+    try:
+        _write(db, world, digest, hosts, table, initial, reset)
+    except AddressError as e:
+        raise SeedError(f"seeding the store: {e}") from None
+
+
+def _write(db: pw.Database, world: World, digest: str, hosts, table, initial, reset: bool) -> None:
     start = world.start.timestamp()
     groups = {g.name: g for g in world.host_groups}
+    from cockpit.core.bootstrap import expiry, instance_id
+
     with all_or_nothing(db, "seeding the store"):
         if reset:
             reset_store(db)

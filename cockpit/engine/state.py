@@ -10,6 +10,7 @@ from cockpit.core.load import Layout
 from cockpit.core.placement import HostTable
 from cockpit.domain import Host, Service
 from cockpit.store import records
+from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ContainerRow, HostRow, ServiceRow
 
 
@@ -35,12 +36,17 @@ def layout_from(hosts: list[Host], services: list[Service], counts: np.ndarray) 
 
 def current_table() -> tuple[HostTable, dict[str, Service], list[dict]]:
     """The platform now as the planner sees it: hosts in service with their containers; the
-    services by name; and the host rows as dicts (in the table's order)."""
+    services by name; and the host rows as dicts (in the table's order). StoreError when the
+    rows do not hold together (a container on a host that is gone, a number that is not one)."""
     services = {r.name: records.service(r) for r in ServiceRow.select().order_by(ServiceRow.name)}
     rows = list(HostRow.select().where(HostRow.released_t.is_null()).order_by(HostRow.id).dicts())
-    hosts = [records.host(r) for r in rows]
     pairs = [(h, s) for h, s in ContainerRow.select(ContainerRow.host, ContainerRow.service).tuples() if s in services]
-    return HostTable.build(hosts, services.values(), pairs), services, rows
+    try:
+        hosts = [records.host(r) for r in rows]
+        return HostTable.build(hosts, services.values(), pairs), services, rows
+    except (KeyError, ValueError, TypeError) as e:
+        raise StoreError(f"store: the platform in it does not hold together ({type(e).__name__}: {e}); "
+                         f"`cockpit store check` says where: the store is damaged; {WAY_OUT}") from None
 
 
 @dataclass
@@ -48,6 +54,7 @@ class PlatformState:
     hosts: list[Host]
     host_ids: np.ndarray
     alive: np.ndarray
+    ready: np.ndarray  # initialised: only hosts alive and ready count as capacity
     down_until: np.ndarray  # epoch s; nan while alive
     services: list[Service]
     layout: Layout
@@ -61,6 +68,7 @@ class PlatformState:
             hosts=hosts,
             host_ids=table.ids,
             alive=np.array([r["alive"] for r in rows], dtype=bool),
+            ready=np.array([r["status"] == "ready" for r in rows], dtype=bool),
             down_until=np.array([r["down_until_t"] if r["down_until_t"] is not None else np.nan for r in rows]),
             services=services,
             layout=layout_from(hosts, services, table.counts),

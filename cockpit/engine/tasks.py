@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 from cockpit.domain import World
 from cockpit.engine import journal
+from cockpit.engine.lease import LeaseLost
 from cockpit.engine.outside import Handler, due, perform, record, waiting
-from cockpit.store.models import TaskRow
+from cockpit.store.errors import StoreError
+from cockpit.store.models import CallRow, TaskRow
 
 
 class TaskError(ValueError):
@@ -39,6 +41,7 @@ class Kind:
     prepare: Callable[[TaskRow, Ctx], dict]  # -> progress
     finish: Callable[[TaskRow, Ctx], dict]  # -> result
     summary: Callable[[TaskRow, dict], str] | None = None  # the event line of a done task
+    undo: Callable[[TaskRow, Ctx], None] | None = None  # after a failure past the calls: make good
 
 
 def _kinds() -> dict[str, Kind]:
@@ -47,13 +50,14 @@ def _kinds() -> dict[str, Kind]:
     return {
         "scale": Kind(scale.prepare_scale, scale.finish_scale, scale.summary),
         "scale_in": Kind(scale.prepare_scale_in, scale.finish_scale_in, scale.summary_in),
-        "pool_move": Kind(pools.prepare_move, pools.finish_move),
+        "pool_move": Kind(pools.prepare_move, pools.finish_move, undo=pools.undo_move),
+        "remove": Kind(scale.prepare_remove, scale.finish_remove, scale.summary_remove),
         "release": Kind(pools.prepare_release, pools.finish_release),
         "renew": Kind(pools.prepare_renew, pools.finish_renew),
     }
 
 
-KINDS = ("scale", "scale_in", "pool_move", "release", "renew")
+KINDS = ("scale", "scale_in", "pool_move", "release", "renew", "remove")
 
 
 @dataclass
@@ -68,6 +72,12 @@ class Runner:
     def _ctx(self) -> Ctx:
         return Ctx(self.platform_now(), self.real_now(), self.world)
 
+    def recover(self) -> None:
+        """On taking over: calls waiting out a back-off are due now. Their times came from the
+        previous engine's host, whose clock need not agree with this one's."""
+        with self.fence():
+            CallRow.update(not_before_real=0.0).where(CallRow.state == "pending").execute()
+
     def run(self) -> bool:
         """Carry open tasks forward, oldest first, until one waits on a back-off or none is left.
         Tasks go one at a time: each decides on the platform as the ones before left it.
@@ -75,12 +85,13 @@ class Runner:
         kinds = _kinds()
         moved = False
         while True:
-            task = (TaskRow.select().where(TaskRow.kind.in_(KINDS) & TaskRow.state.in_(("queued", "running")))
+            task = (TaskRow.select(TaskRow.id, TaskRow.kind, TaskRow.state, TaskRow.actor)
+                    .where(TaskRow.kind.in_(KINDS) & TaskRow.state.in_(("queued", "running")))
                     .order_by(TaskRow.id).first())
             if task is None:
                 return moved
             kind = kinds[task.kind]
-            if task.state == "queued" and not self._prepare(task, kind):
+            if task.state == "queued" and not self._prepare(task.id, kind):
                 moved = True
                 continue
             self._calls(task.id)
@@ -89,41 +100,57 @@ class Runner:
             self._finish(task, kind)
             moved = True
 
-    def _prepare(self, task: TaskRow, kind: Kind) -> bool:
+    def _prepare(self, task_id: int, kind: Kind) -> bool:
         ctx = self._ctx()
+        task = TaskRow.select(TaskRow.id, TaskRow.kind, TaskRow.actor).where(TaskRow.id == task_id).get()
         try:
             with self.fence():
+                task = TaskRow.get_by_id(task_id)  # the whole row, spec included: it may not read
                 progress = kind.prepare(task, ctx)
                 TaskRow.update(state="running", progress=progress, updated_t=ctx.now).where(
                     TaskRow.id == task.id).execute()
             return True
-        except (KeyError, TaskError) as e:
+        except LeaseLost:
+            raise
+        except TaskError as e:
             self._failed(task, str(e), ctx.now)
+            return False
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, StoreError) as e:
+            # a task this engine cannot read (written by hand, or damaged): it fails alone, with
+            # why, and the tasks after it go on
+            self._failed(task, f"the task cannot be read: {type(e).__name__}: {e}", ctx.now)
             return False
 
     def _calls(self, task_id: int) -> None:
         while calls := due(task_id, self.real_now()):
+            with self.fence():  # still ours, just before the calls: a stalled engine makes none
+                pass
             answers = perform(calls, self.handlers)
             with self.fence():
                 record(answers, self.real_now(), self.rng)
 
     def _finish(self, task: TaskRow, kind: Kind) -> None:
         ctx = self._ctx()
-        task = TaskRow.get_by_id(task.id)
         try:
             with self.fence():
+                task = TaskRow.get_by_id(task.id)
                 result = kind.finish(task, ctx)
                 TaskRow.update(state="done", progress=result, updated_t=ctx.now).where(TaskRow.id == task.id).execute()
                 if kind.summary is not None:
                     journal.event(ctx.now, "info", "task", f"task {task.id}", kind.summary(task, result))
         except TaskError as e:
-            self._failed(task, str(e), ctx.now, settle=True)
+            self._failed(task, str(e), ctx.now, settle=True, undo=kind.undo)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, StoreError) as e:
+            self._failed(task, f"the task cannot be finished: {type(e).__name__}: {e}", ctx.now, settle=True,
+                         undo=kind.undo)
 
-    def _failed(self, task: TaskRow, why: str, now: float, settle: bool = False) -> None:
+    def _failed(self, task: TaskRow, why: str, now: float, settle: bool = False, undo=None) -> None:
         with self.fence():
             if settle:  # the calls were made: their rows must still match what the runtime did
                 from cockpit.engine.containers import settle as settle_rows
 
                 settle_rows(task.id)
+            if undo is not None:
+                undo(task, self._ctx())
             TaskRow.update(state="failed", reason=why, updated_t=now).where(TaskRow.id == task.id).execute()
             journal.event(now, "error", "task", f"task {task.id}", f"{task.kind} task {task.id} failed: {why}")

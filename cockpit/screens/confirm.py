@@ -1,25 +1,25 @@
-"""Asking before a change to the platform: `y` or Enter on Yes goes ahead, anything else backs out."""
+"""Asking before a change to the platform: `y` or Enter on Yes goes ahead, anything else backs out.
+
+The question stays on top and the answers at the bottom, always in view; a long summary wraps
+and scrolls between them.
+"""
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
+    CSS_PATH = "confirm.tcss"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", show=False),
         Binding("n,escape", "answer(False)", "No", show=False),
     ]
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical { width: 64; height: auto; border: thick $warning; background: $surface; padding: 1 2; }
-    ConfirmScreen Horizontal { height: auto; align: center middle; margin-top: 1; }
-    ConfirmScreen Button { margin: 0 2; }
-    """
 
     def __init__(self, title: str, body: str):
         super().__init__()
@@ -27,15 +27,15 @@ class ConfirmScreen(ModalScreen[bool]):
         self._body = body
 
     def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(f"[b]{self._title}[/b]")
-            yield Static(self._body)
-            with Horizontal():
-                yield Button("No", id="no", variant="default")
-                yield Button("Yes, do it", id="yes", variant="warning")
+        with VerticalScroll(id="dialog"):
+            yield Static(Text(self._title, style="bold"), id="title")
+            with Horizontal(id="buttons"):
+                yield Button("No (n)", id="no", compact=True)
+                yield Button("Yes, do it (y)", id="yes", variant="warning", compact=True)
+            yield Static(Text(self._body), id="body")
 
     def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
+        self.set_focus(self.query_one("#no", Button))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -12,10 +12,11 @@ from textual.widgets import Static
 from cockpit.engine.facade import Snapshot, TREND_H
 from cockpit.screens.base import ViewScreen
 from cockpit.widgets.filter_bar import matches
-from cockpit.widgets.live_table import LiveTable
+from cockpit.widgets.live_table import Column, LiveTable
 from cockpit.widgets.spark import human, spark
 
 TREND_W = 16
+TOTALS_SPARK_W = 14
 SPEEDS = (1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
@@ -30,18 +31,15 @@ class DashboardScreen(ViewScreen):
     HELP = "Per IDC and pool: hosts, containers, CPU, QPS, 6 h trend"
 
     BINDINGS = [
-        Binding("plus,equals_sign", "faster", "Faster", id="dashboard.faster"),
-        Binding("minus", "slower", "Slower", id="dashboard.slower"),
-        Binding("space", "pause", "Pause", id="dashboard.pause"),
-        Binding("h", "hot_event", "Hot event", id="dashboard.hot_event"),
+        Binding("plus,equals_sign", "faster", "Faster clock", id="dashboard.faster"),
+        Binding("minus", "slower", "Slower clock", id="dashboard.slower"),
+        Binding("space", "pause", "Pause clock", id="dashboard.pause"),
+        Binding("h", "hot_event", "Hot event…", id="dashboard.hot_event"),
     ]
 
     ACTION_IDS = {"faster": "sim.speed", "slower": "sim.speed", "pause": "sim.pause", "hot_event": "sim.hot_event"}
 
-    DEFAULT_CSS = """
-    DashboardScreen #totals { height: 1; padding: 0 1; }
-    DashboardScreen #ticker { height: 1; padding: 0 1; color: $text-muted; }
-    """
+    CSS_PATH = "dashboard.tcss"
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,13 +50,13 @@ class DashboardScreen(ViewScreen):
         yield Static("", id="ticker")
         yield LiveTable(
             [
-                ("Scope", "scope", 17),
-                ("Hosts", "hosts", 9),
-                ("Ctrs", "ctrs", 5),
-                ("Alloc", "alloc", 5),
-                ("CPU", "cpu", 4),
-                ("QPS", "qps", 6),
-                ("CPU last 6h", "trend", TREND_W),
+                Column("Scope", "scope", 17),
+                Column("Hosts", "hosts", 9),  # that can take containers (up, initialised) / all
+                Column("Ctrs", "ctrs", 5),
+                Column("Alloc", "alloc", 5),
+                Column("CPU", "cpu", 4),
+                Column("QPS", "qps", 6, drop=1),
+                Column("CPU last 6h", "trend", TREND_W, drop=2),
             ],
             id="scopes",
         )
@@ -72,6 +70,9 @@ class DashboardScreen(ViewScreen):
     def apply_filter(self) -> None:
         self._paint()
 
+    def on_resize(self) -> None:
+        self._paint()
+
     def _paint(self) -> None:
         snap = self._snap
         if snap is None or snap.rows is None:
@@ -83,7 +84,6 @@ class DashboardScreen(ViewScreen):
         total = by_scope.get("all")
         if total is not None:
             tr = snap.trends.get("all")
-            qps_spark = spark(tr.t, tr.qps, 14, start, end) if tr else ""
             line = Text.assemble(
                 ("Platform ", "bold"),
                 self._hosts(total.hosts_alive, total.hosts_total),
@@ -91,9 +91,13 @@ class DashboardScreen(ViewScreen):
                 f"{total.containers:,} ctrs  CPU ",
                 pct_text(total.cpu_pct),
                 f"  alloc {total.alloc_pct:.0f}%  QPS {human(total.qps)} ",
-                (qps_spark, "cyan"),
             )
-            self.query_one("#totals", Static).update(line)
+            totals = self.query_one("#totals", Static)
+            width = totals.content_size.width or self.app.size.width - 2  # before the first layout: the terminal's
+            room = min(TOTALS_SPARK_W, width - line.cell_len)  # the trend gives way first
+            if tr and room >= 4:
+                line.append(spark(tr.t, tr.qps, room, start, end), "cyan")
+            totals.update(line)
         if snap.last_event is not None:
             ev = snap.last_event
             when = datetime.fromtimestamp(ev.t, world.traffic.tz).strftime("%H:%M")

@@ -1,29 +1,38 @@
 """`:plan`: what if we place N containers of a service? The plan, a heat map of host utilisation
-before and after, the strategies side by side, the dependent services, export, and apply."""
+before and after, the strategies side by side, the dependent services, export, and apply.
+
+The form is read on the event loop; the preview, the comparison and the export run in threads
+with the values already read, and their results are put on screen on the loop.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import yaml
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.suggester import SuggestFromList
+from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
+from textual.widget import Widget
 from textual.widgets import Input, Label, Static, TabbedContent, TabPane
 
 from cockpit.cli_text import COMPARE, need_text
 from cockpit.engine.facade import Snapshot
 from cockpit.screens.base import ViewScreen
 from cockpit.widgets.filter_bar import matches
+from cockpit.widgets.form_fields import ChoiceInput, FieldInput, FieldRow
 from cockpit.widgets.heatmap import HeatMap, legend
-from cockpit.widgets.live_table import LiveTable
+from cockpit.widgets.live_table import Column, LiveTable
 
 STRATEGY_NAMES = ["spread", "binpack", "random", "custom"]
+FORM = ("target", "count", "idc", "strategy", "filters", "seed")
+HINT = "Fill in the request and press Enter to preview."
 
 
 def _pct(u: float) -> Text:
@@ -31,250 +40,364 @@ def _pct(u: float) -> Text:
     return Text(f"{u:.0%}", style=style, justify="right")
 
 
+@dataclass
+class Shown:
+    """A preview and what the view shows of it, built in a thread."""
+
+    preview: object  # cockpit.core.whatif.Preview
+    placements: list[tuple[str, tuple, str]]  # (host, cells, text the filter looks in)
+    heat: list[tuple[str, float, float]]
+    deps: list[tuple[str, tuple]]
+
+
+def placement_rows(p) -> list[tuple[str, tuple, str]]:
+    from cockpit.core.placement.metrics import utilisation
+
+    ub, ua = utilisation(p.before), utilisation(p.after)
+    rows = []
+    for h, n in p.root.plan.per_host().items():
+        name = p.before.names[h]
+        cells = (name, str(p.before.idc[h]), str(p.before.pool[h]), str(p.before.hardware[h]),
+                 Text(f"+{n}", justify="right"), _pct(float(ub[h])), _pct(float(ua[h])))
+        rows.append((name, cells, " ".join(c.plain if isinstance(c, Text) else c for c in cells)))
+    return rows
+
+
+def dependency_rows(p) -> list[tuple[str, tuple]]:
+    rows = []
+    for k, d in enumerate(p.parts):
+        via = "requested" if k == 0 else " → ".join(f"sid {s}" for s in d.via)
+        rows.append((f"{k}:{d.service}", (d.service, str(d.count), via, str(d.plan.placed),
+                                          Text(str(d.plan.unplaced), style="bold red" if d.plan.unplaced else ""),
+                                          str(d.metrics.hosts_touched), need_text(d.need))))
+    return rows
+
+
+def compare_rows(previews: dict) -> list[tuple[str, tuple]]:
+    rows = []
+    for label, key, fmt in COMPARE:
+        values = {name: getattr(p.root.metrics, key) for name, p in previews.items()}
+        best = min(values.values()) if key not in ("placed", "largest_fit") else max(values.values())
+        cells = [label]
+        for s in STRATEGY_NAMES:
+            if s not in values:
+                cells.append("—")
+                continue
+            cells.append(Text(fmt.format(values[s]), justify="right",
+                              style="bold green" if values[s] == best and len(set(values.values())) > 1 else ""))
+        rows.append((key, tuple(cells)))
+    need_row = ["shared+ECS hosts"] + [
+        Text(f"{previews[s].root.need.shared_hosts}+{previews[s].root.need.ecs_hosts}" if s in previews else "—",
+             justify="right")
+        for s in STRATEGY_NAMES
+    ]
+    cost_row = ["cost/month (all)"] + [
+        Text(f"{previews[s].cost_per_month:,.0f}" if s in previews else "—", justify="right")
+        for s in STRATEGY_NAMES
+    ]
+    return rows + [("needs", tuple(need_row)), ("cost", tuple(cost_row))]
+
+
+def summary_lines(p, task_text: str) -> Text:
+    root, m = p.root, p.root.metrics
+    line1 = Text.assemble(
+        (p.request.describe(), "bold"),
+        f" → placed {m.placed} on {m.hosts_touched} hosts",
+        (f", {m.unplaced} unplaced" if m.unplaced else "", "bold red"),
+    )
+    line2 = Text(
+        f"util {m.util_mean_before:.0%}→{m.util_mean_after:.0%}  σ {m.imbalance_std_before:.3f}→"
+        f"{m.imbalance_std_after:.3f}  stranded {m.stranded_cores:.0f} cores {m.stranded_memory_gb:.0f} GB"
+        f"  blast {m.blast_radius}"
+    )
+    if task_text:
+        line3 = Text(task_text, style="bold")
+    else:
+        deps = ", ".join(f"{d.service} +{d.count}" for d in p.dependencies)
+        cost = f" ({p.cost_per_month:,.0f}/month)" if p.cost_per_month else ""
+        line3 = Text(f"needs: {need_text(root.need)}{cost}" + (f"  with {deps}" if deps else ""))
+        if root.plan.unplaced:
+            line3 = Text(f"{root.plan.why_unplaced()}; needs: {need_text(root.need)}{cost}", style="yellow")
+    return Text("\n").join([line1, line2, line3])  # each line cut when narrow (plan.tcss)
+
+
+class PlanForm(FieldRow):
+    """A row of the request's fields; esc leaves the form for the results at once (the keys
+    typed after it act on the results)."""
+
+    BINDINGS = [Binding("escape", "screen.leave_form", "To the results", id="back", priority=True)]
+
+
 class PlanScreen(ViewScreen):
     VIEW = "plan"
     ALIASES = ("p", "whatif", "what-if")
     HELP = "What if: place N containers, compare strategies, apply"
+    CSS_PATH = "plan.tcss"
+    AUTO_FOCUS = "#target"
 
+    # Priority keys act as the app reads them, so a key typed right after `e` lands in the form
+    # rather than acting on the results (an Input's own characters are never taken by them).
     BINDINGS = [
-        Binding("c", "compare", "Compare", id="plan.compare"),
-        Binding("a", "apply", "Apply", id="plan.apply"),
-        Binding("x", "export('json')", "JSON", id="plan.export_json"),
-        Binding("y", "export('yaml')", "YAML", id="plan.export_yaml"),
-        Binding("e", "edit", "Edit", id="plan.edit"),
+        Binding("c", "compare", "Compare", id="plan.compare", priority=True),
+        Binding("a", "apply", "Apply…", id="plan.apply", priority=True),
+        Binding("x", "export('json')", "Export JSON", id="plan.export_json", show=False, priority=True),
+        Binding("Y", "export('yaml')", "Export YAML", id="plan.export_yaml", show=False, priority=True),
+        Binding("e", "edit", "Edit request", id="plan.edit", priority=True),
     ]
-
-    DEFAULT_CSS = """
-    PlanScreen .form { height: 1; padding: 0 1; }
-    PlanScreen .form Label { padding: 0 1 0 0; }
-    PlanScreen .form Input { border: none; height: 1; padding: 0; margin: 0 2 0 0; background: $boost; }
-    PlanScreen #target { width: 16; }
-    PlanScreen #count { width: 8; }
-    PlanScreen #idc { width: 10; }
-    PlanScreen #strategy { width: 9; }
-    PlanScreen #filters { width: 1fr; }
-    PlanScreen #seed { width: 6; }
-    PlanScreen #summary { height: 3; padding: 0 1; }
-    PlanScreen TabbedContent { height: 1fr; }
-    PlanScreen TabPane { padding: 0; }
-    """
+    ACTION_IDS = {"apply": "plan.apply"}
 
     def __init__(self) -> None:
         super().__init__()
         self.preview = None
         self.previews: dict = {}
+        self._shown: Shown | None = None
         self._task_id: int | None = None
         self._task_text = ""
+        self._gen = {"preview": 0, "compare": 0}
+        self._compared_for: object = None  # the preview the last comparison was started for
+        self._edits = 0  # changes to the form's fields, to know whether the user typed since Enter
+        self._asked: tuple[Widget | None, int] | None = None
 
     def body(self) -> ComposeResult:
-        app = self.cockpit_app
-        targets = app.cockpit.plan_targets()
-        idcs = [i.name for i in app.cockpit.world.idcs]
-        with Horizontal(classes="form"):
+        idcs = [i.name for i in self.cockpit_app.cockpit.world.idcs]
+        with PlanForm(classes="form"):
             yield Label("What")
-            yield Input("feed", id="target", suggester=SuggestFromList(targets, case_sensitive=False))
+            yield ChoiceInput("feed", (), id="target", compact=True)
             yield Label("Count")
-            yield Input("100", id="count", type="integer")
+            yield FieldInput("100", id="count", type="integer", compact=True)
             yield Label("IDC")
-            yield Input("", id="idc", placeholder="any", suggester=SuggestFromList(idcs, case_sensitive=False))
+            yield ChoiceInput("", idcs, id="idc", placeholder="any", compact=True)
             yield Label("Strategy")
-            yield Input("spread", id="strategy", suggester=SuggestFromList(STRATEGY_NAMES))
-        with Horizontal(classes="form"):
+            yield ChoiceInput("spread", STRATEGY_NAMES, id="strategy", compact=True)
+        with PlanForm(classes="form"):
             yield Label("Filters")
-            yield Input("", id="filters", placeholder="gen == new, disk >= 1T")
+            yield FieldInput("", id="filters", placeholder="gen == new, disk >= 1T", compact=True)
             yield Label("Seed")
-            yield Input("0", id="seed", type="integer")
-        yield Static("Fill in the request and press Enter to preview.", id="summary")
+            yield FieldInput("0", id="seed", type="integer", compact=True)
+        yield Static(HINT, id="summary")
         with TabbedContent(id="tabs"):
             with TabPane("Plan", id="tab-plan"):
                 yield LiveTable(
-                    [("Host", "host", 17), ("IDC", "idc", 8), ("Pool", "pool", 9), ("HW", "hw", 7),
-                     ("Add", "add", 4), ("Before", "before", 6), ("After", "after", 6)],
+                    [Column("Host", "host", 17), Column("IDC", "idc", 8, drop=2), Column("Pool", "pool", 9, drop=1),
+                     Column("HW", "hw", 7, drop=3), Column("Add", "add", 4), Column("Before", "before", 6),
+                     Column("After", "after", 6)],
                     id="placements",
                 )
             with TabPane("Heat map", id="tab-heat"):
-                with VerticalScroll():
-                    yield Static(legend(app.no_color), id="legend")
+                with VerticalScroll(id="heat-scroll"):
+                    yield Static(legend(self.app.no_color), id="legend")
                     yield HeatMap(id="heat")
             with TabPane("Compare", id="tab-compare"):
-                yield LiveTable([("Metric", "metric", 19)] + [(s, s, 9) for s in STRATEGY_NAMES], id="compare")
+                yield LiveTable([Column("Metric", "metric", 19)] + [Column(s, s, 9) for s in STRATEGY_NAMES],
+                                id="compare")
             with TabPane("Dependencies", id="tab-deps"):
                 yield LiveTable(
-                    [("Service", "svc", 9), ("Count", "count", 5), ("Via", "via", 9), ("Placed", "placed", 6),
-                     ("Left", "left", 5), ("Hosts", "hosts", 5), ("Needs", "needs", None)],
+                    [Column("Service", "svc", 9), Column("Count", "count", 5), Column("Via", "via", 9, drop=1),
+                     Column("Placed", "placed", 6), Column("Left", "left", 5), Column("Hosts", "hosts", 5, drop=2),
+                     Column("Needs", "needs", None)],
                     id="deps",
                 )
 
     def on_mount(self) -> None:
-        self.query_one("#target", Input).focus()
+        self._load_targets()
+
+    @work(thread=True, group="targets", exit_on_error=False)
+    def _load_targets(self) -> None:
+        targets = self.cockpit_app.cockpit.plan_targets()  # a store read: off the event loop
+        self.app.call_from_thread(self._set_targets, targets)
+
+    def _set_targets(self, targets: list[str]) -> None:
+        self.query_one("#target", ChoiceInput).set_choices(targets)
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed while the view is still opening (nothing has the focus yet) go into the
+        form, where the user is typing, rather than to the view's action keys."""
+        if self.focused is not None or not event.is_printable:
+            return
+        try:
+            target = self.query_one("#target", Input)
+        except NoMatches:
+            return
+        event.stop()
+        event.prevent_default()
+        self.set_focus(target)  # at once: the keys after this one go straight to the field
+        target.post_message(events.Key(event.key, event.character))
 
     # --- the request --------------------------------------------------------------------
 
-    def _fields(self) -> dict:
-        v = {i.id: i.value for i in self.query(Input) if i.id in ("target", "count", "idc", "strategy", "filters", "seed")}
+    def _fields(self, submitted: Input.Submitted | None = None) -> dict:
+        """The form's values; on the event loop only. The field Enter was pressed in counts as
+        it was then, not with the keys typed after it."""
+        v = {i.id: i.value for i in self.query(Input) if i.id in FORM}
+        if submitted is not None:
+            v[submitted.input.id] = submitted.value
         return {"target": v["target"], "count": v["count"] or "0", "idc": v["idc"], "strategy": v["strategy"].strip(),
                 "filters": v["filters"], "seed": v["seed"] or "0"}
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id in FORM:
+            self._edits += 1
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id in ("target", "count", "idc", "strategy", "filters", "seed"):
+        if event.input.id in FORM:
             event.stop()
-            self.run_preview()
+            self.start_preview(event)
+
+    def start_preview(self, submitted: Input.Submitted | None = None) -> None:
+        self._asked = (self.focused, self._edits)
+        self._gen["preview"] += 1
+        self._say("planning…")
+        self._run_preview(self._gen["preview"], self._fields(submitted))
 
     def _say(self, text: str | Text, error: bool = False) -> None:
-        self.query_one("#summary", Static).update(Text(text, style="bold red") if error and isinstance(text, str) else text)
+        summary = self.query_one("#summary", Static)
+        summary.set_class(error, "-error")
+        summary.update(Text(text, style="bold red") if error and isinstance(text, str) else text)
 
-    @work(thread=True, exclusive=True, group="plan")
-    def run_preview(self) -> None:
+    @work(thread=True, group="preview", exit_on_error=False)
+    def _run_preview(self, gen: int, fields: dict) -> None:
         from cockpit.core.whatif import WhatIfError
 
-        app = self.cockpit_app
-        app.call_from_thread(self._say, "planning…")
+        cockpit = self.cockpit_app.cockpit
         try:
-            req = app.cockpit.whatif(**self._fields())
-            p = app.cockpit.preview(req)
+            p = cockpit.preview(cockpit.whatif(**fields))
         except WhatIfError as e:
-            app.call_from_thread(self._say, str(e), True)
+            self.app.call_from_thread(self._failed, gen, str(e))
             return
-        app.call_from_thread(self._show, p)
+        except Exception as e:  # the store went away, say: in place, in one line, not "planning…" forever
+            self.app.call_from_thread(self._failed, gen, f"cannot preview: {type(e).__name__}: {e}")
+            return
+        shown = Shown(p, placement_rows(p), p.heat(), dependency_rows(p))
+        self.app.call_from_thread(self._show_preview, gen, shown)
 
-    def _show(self, p) -> None:
-        self.preview = p
+    def _failed(self, gen: int, why: str) -> None:
+        if gen == self._gen["preview"]:
+            self._say(why, error=True)
+
+    def _show_preview(self, gen: int, shown: Shown) -> None:
+        if gen != self._gen["preview"] or not self.is_attached:
+            return  # a newer request was made since
+        self._shown = shown
+        self.preview = shown.preview
         self.previews = {}
+        self._compared_for = None
         self._task_id = None
         self._task_text = ""
         self._paint_summary()
-        self._paint_placements()
-        self.query_one(HeatMap).show(p.heat())
-        self._paint_deps()
+        self.repaint()
+        self.query_one(HeatMap).show(shown.heat)
+        self.query_one("#deps", LiveTable).sync(shown.deps)
         self.query_one("#compare", LiveTable).sync([])
-        self.query_one("#placements", LiveTable).focus()
+        if self.query_one(TabbedContent).active == "tab-compare":
+            self._compare_if_stale()
+        # To the results, unless the user has moved on since pressing Enter (typing in the form,
+        # or gone elsewhere): the keys they type must not turn into the results' action keys.
+        if self._asked == (self.focused, self._edits):
+            self._focus_pane()
         self.refresh_bindings()
 
     def _paint_summary(self) -> None:
-        p = self.preview
-        if p is None:
+        if self.preview is not None:
+            self._say(summary_lines(self.preview, self._task_text))
+
+    # the placements table, filtered with `/` off the event loop (ViewScreen.repaint)
+
+    def paint_state(self) -> tuple[list, str]:
+        return (self._shown.placements if self._shown else [], self.query_text.strip())
+
+    def compute(self, state: tuple[list, str]) -> list[tuple[str, tuple]]:
+        rows, q = state
+        return [(key, cells) for key, cells, text in rows if not q or matches(q, text)]
+
+    def show(self, result: list[tuple[str, tuple]]) -> None:
+        self.query_one("#placements", LiveTable).sync(result)
+
+    def action_leave_form(self) -> None:
+        """Esc in the form: to the results, rather than leaving the view."""
+        self._focus_pane()
+
+    # --- tabs ---------------------------------------------------------------------------
+
+    def _focus_pane(self) -> None:
+        """Focus what the active tab shows (a table, or the heat map's scroll)."""
+        tabs = self.query_one(TabbedContent)
+        pane = tabs.get_pane(tabs.active) if tabs.active else None
+        if pane is None:
             return
-        root, m = p.root, p.root.metrics
-        line1 = Text.assemble(
-            (p.request.describe(), "bold"),
-            f" → placed {m.placed} on {m.hosts_touched} hosts",
-            (f", {m.unplaced} unplaced" if m.unplaced else "", "bold red"),
-        )
-        line2 = Text(
-            f"util {m.util_mean_before:.0%}→{m.util_mean_after:.0%}  σ {m.imbalance_std_before:.3f}→"
-            f"{m.imbalance_std_after:.3f}  stranded {m.stranded_cores:.0f} cores {m.stranded_memory_gb:.0f} GB"
-            f"  blast {m.blast_radius}"
-        )
-        if self._task_text:
-            line3 = Text(self._task_text, style="bold")
-        else:
-            deps = ", ".join(f"{d.service} +{d.count}" for d in p.dependencies)
-            cost = f" ({p.cost_per_month:,.0f}/month)" if p.cost_per_month else ""
-            line3 = Text(f"needs: {need_text(root.need)}{cost}" + (f"  with {deps}" if deps else ""))
-            if root.plan.unplaced:
-                line3 = Text(f"{root.plan.why_unplaced()}; needs: {need_text(root.need)}{cost}", style="yellow")
-        lines = [line1, line2, line3]
-        for t in lines:
-            t.no_wrap = True
-            t.overflow = "ellipsis"
-        self._say(Text("\n").join(lines))
+        for w in pane.query("LiveTable, VerticalScroll"):
+            if w.focusable:
+                self.set_focus(w)
+                return
 
-    def _paint_placements(self) -> None:
-        p = self.preview
-        if p is None:
-            return
-        from cockpit.core.placement.metrics import utilisation
-
-        ub, ua = utilisation(p.before), utilisation(p.after)
-        q = self.query_text.strip()
-        rows = []
-        for h, n in p.root.plan.per_host().items():
-            name = p.before.names[h]
-            cells = (name, str(p.before.idc[h]), str(p.before.pool[h]), str(p.before.hardware[h]),
-                     Text(f"+{n}", justify="right"), _pct(float(ub[h])), _pct(float(ua[h])))
-            if q and not matches(q, " ".join(str(c) for c in cells)):
-                continue
-            rows.append((name, cells))
-        self.query_one("#placements", LiveTable).sync(rows)
-
-    def _paint_deps(self) -> None:
-        p = self.preview
-        rows = []
-        for k, d in enumerate(p.parts):
-            via = "requested" if k == 0 else " → ".join(f"sid {s}" for s in d.via)
-            rows.append((f"{k}:{d.service}", (d.service, str(d.count), via, str(d.plan.placed),
-                                              Text(str(d.plan.unplaced), style="bold red" if d.plan.unplaced else ""),
-                                              str(d.metrics.hosts_touched), need_text(d.need))))
-        self.query_one("#deps", LiveTable).sync(rows)
-
-    def apply_filter(self) -> None:
-        self._paint_placements()
-
-    def handle_escape(self) -> bool:
-        """Esc in the form leaves the form for the results, rather than leaving the view."""
-        if isinstance(self.focused, Input) and self.focused.id != "filter":
-            self.query_one("#placements", LiveTable).focus()
-            return True
-        return super().handle_escape()
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """`]` / `[` (or a click) changed the tab: the keys follow to its content, so j/k and
+        the arrows move in what is shown; the form and the tab bar keep the focus they have."""
+        focused = self.focused
+        if focused is not None and any(isinstance(a, TabPane) for a in focused.ancestors_with_self):
+            self.call_after_refresh(self._focus_pane)
+        if event.pane.id == "tab-compare":
+            self._compare_if_stale()
 
     # --- actions ------------------------------------------------------------------------
 
-    ACTION_IDS = {"apply": "plan.apply"}
-
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("apply", "export") and self.preview is None:
-            return False  # nothing to apply or export yet
+        if action in ("compare", "apply", "export", "edit") and self.focused is None:
+            return False  # the view is still opening: the key is typed into the form (on_key)
         return super().check_action(action, parameters)
 
+    def _need_preview(self, what: str) -> bool:
+        if self.preview is None:
+            self.notify(f"nothing to {what} yet: fill in the request and press Enter to preview", severity="warning")
+            return False
+        return True
+
     def action_edit(self) -> None:
-        self.query_one("#target", Input).focus()
+        self.set_focus(self.query_one("#target", Input))
 
     def action_compare(self) -> None:
-        self.query_one(TabbedContent).active = "tab-compare"
-        self.run_compare()
+        tabs = self.query_one(TabbedContent)
+        self._start_compare()
+        if tabs.active != "tab-compare":
+            tabs.active = "tab-compare"
 
-    @work(thread=True, exclusive=True, group="plan")
-    def run_compare(self) -> None:
+    def _compare_if_stale(self) -> None:
+        if self.preview is not None and self._compared_for is not self.preview:
+            self._start_compare()
+
+    def _start_compare(self) -> None:
+        self._gen["compare"] += 1
+        self._compared_for = self.preview
+        request = self.preview.request if self.preview is not None else None
+        self._run_compare(self._gen["compare"], request, self._fields())
+
+    @work(thread=True, group="compare", exit_on_error=False)
+    def _run_compare(self, gen: int, request, fields: dict) -> None:
         from cockpit.core.whatif import WhatIfError
 
-        app = self.cockpit_app
+        cockpit = self.cockpit_app.cockpit
         try:
-            req = self.preview.request if self.preview else app.cockpit.whatif(**self._fields())
-            previews = app.cockpit.compare(req)
+            previews = cockpit.compare(request if request is not None else cockpit.whatif(**fields))
         except WhatIfError as e:
-            app.call_from_thread(self._say, str(e), True)
+            self.app.call_from_thread(self._compare_failed, gen, str(e))
             return
-        app.call_from_thread(self._show_compare, previews)
+        except Exception as e:  # as for the preview
+            self.app.call_from_thread(self._compare_failed, gen, f"cannot compare: {type(e).__name__}: {e}")
+            return
+        self.app.call_from_thread(self._show_compare, gen, previews, compare_rows(previews))
 
-    def _show_compare(self, previews: dict) -> None:
+    def _compare_failed(self, gen: int, why: str) -> None:
+        if gen == self._gen["compare"]:
+            self._say(why, error=True)
+
+    def _show_compare(self, gen: int, previews: dict, rows: list) -> None:
+        if gen != self._gen["compare"] or not self.is_attached:
+            return
         self.previews = previews
-        rows = []
-        for label, key, fmt in COMPARE:
-            values = {name: getattr(p.root.metrics, key) for name, p in previews.items()}
-            best = min(values.values()) if key not in ("placed", "largest_fit") else max(values.values())
-            cells = [label]
-            for s in STRATEGY_NAMES:
-                if s not in values:
-                    cells.append("—")
-                    continue
-                cells.append(Text(fmt.format(values[s]), justify="right",
-                                  style="bold green" if values[s] == best and len(set(values.values())) > 1 else ""))
-            rows.append((key, tuple(cells)))
-        need_row = ["shared+ECS hosts"] + [
-            Text(f"{previews[s].root.need.shared_hosts}+{previews[s].root.need.ecs_hosts}" if s in previews else "—",
-                 justify="right")
-            for s in STRATEGY_NAMES
-        ]
-        cost_row = ["cost/month (all)"] + [
-            Text(f"{previews[s].cost_per_month:,.0f}" if s in previews else "—", justify="right")
-            for s in STRATEGY_NAMES
-        ]
-        rows += [("needs", tuple(need_row)), ("cost", tuple(cost_row))]
         self.query_one("#compare", LiveTable).sync(rows)
 
     def action_apply(self) -> None:
         p = self.preview
-        if p is None:
+        if not self._need_preview("apply"):
             return
         parts = ", ".join(f"{d.service} +{d.plan.placed}" for d in p.parts)
         left = sum(d.plan.unplaced for d in p.parts)
@@ -298,11 +421,11 @@ class PlanScreen(ViewScreen):
 
     def on_snapshot(self, snap: Snapshot, fresh: bool) -> None:
         if self._task_id is not None:
-            self._poll_task()
+            self._poll_task(self._task_id)
 
-    @work(thread=True, exclusive=True, group="task")
-    def _poll_task(self) -> None:
-        t = self.cockpit_app.cockpit.task(self._task_id) if self._task_id else None
+    @work(thread=True, exclusive=True, group="task", exit_on_error=False)
+    def _poll_task(self, task_id: int) -> None:
+        t = self.cockpit_app.cockpit.task(task_id)
         if t is None:
             return
         if t.state == "done":
@@ -315,29 +438,34 @@ class PlanScreen(ViewScreen):
             text = f"task {t.id} failed: {t.reason}"
         else:
             text = f"task {t.id} {t.state}"
-        self.app.call_from_thread(self._task_state, text, t.state in ("done", "failed"))
+        self.app.call_from_thread(self._task_state, task_id, text, t.state in ("done", "failed"))
 
-    def _task_state(self, text: str, final: bool) -> None:
+    def _task_state(self, task_id: int, text: str, final: bool) -> None:
+        if task_id != self._task_id:
+            return  # a new preview replaced the plan this task came from
         self._task_text = text
         if final:
             self._task_id = None
         self._paint_summary()
 
     def action_export(self, fmt: str) -> None:
+        if not self._need_preview("export"):
+            return
+        p = self.preview
+        r = p.request
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")  # a local file's name: the user's own clock
+        path = Path.cwd() / f"plan-{p.root.service}-{r.idc or 'any'}-{r.strategy}-{stamp}.{fmt}"
+        self._export(p, fmt, path)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, p, fmt: str, path: Path) -> None:
         from cockpit.core.whatif import document
 
-        p = self.preview
-        if p is None:
-            return
         doc = document(p)
-        r = p.request
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        name = f"plan-{p.root.service}-{r.idc or 'any'}-{r.strategy}-{stamp}.{fmt}"
-        path = Path.cwd() / name
         text = json.dumps(doc, indent=2) if fmt == "json" else yaml.safe_dump(doc, sort_keys=False)
         try:
             path.write_text(text)
         except OSError as e:
-            self.notify(f"cannot write {path}: {e.strerror}", severity="error")
+            self.app.call_from_thread(self.notify, f"cannot write {path}: {e.strerror}", severity="error")
             return
-        self.notify(f"plan written to {path}")
+        self.app.call_from_thread(self.notify, f"plan written to {path}")

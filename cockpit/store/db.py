@@ -12,7 +12,6 @@ cockpit), so SQLite runs in WAL mode with a busy timeout: writers queue instead 
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import stat
 import uuid
@@ -143,12 +142,16 @@ def connect(url: str) -> pw.Database:
 
 
 def shown(url: str) -> str:
-    """A URL fit for a message: without the password, if it holds one."""
-    if "://" not in url or "@" not in url:
+    """A URL fit for a message: without a password, in the user part or the query."""
+    if "://" not in url:
         return url
+    import re
+
     scheme, rest = url.split("://", 1)
-    cred, host = rest.rsplit("@", 1)
-    return f"{scheme}://{cred.split(':', 1)[0]}@{host}"
+    if "@" in rest.split("?", 1)[0]:
+        cred, host = rest.split("@", 1)
+        rest = f"{cred.split(':', 1)[0]}@{host}"
+    return f"{scheme}://" + re.sub(r"(?i)((?:^|[?&])password=)[^&]*", r"\1***", rest)
 
 
 def _real(db: pw.Database) -> pw.Database:
@@ -164,8 +167,6 @@ def now_sql(db: pw.Database) -> pw.SQL:
     db = _real(db)
     if isinstance(db, pw.PostgresqlDatabase):
         return pw.SQL("extract(epoch from clock_timestamp())::double precision")
-    if isinstance(db, pw.MySQLDatabase):
-        return pw.SQL("UNIX_TIMESTAMP(NOW(6))")
     return pw.SQL("((julianday('now') - 2440587.5) * 86400.0)")
 
 
@@ -321,8 +322,11 @@ def upgrade_store(url: str) -> tuple[int, int, str | None]:
         saved = None
         if is_sqlite(db) and db.database != ":memory:":
             saved = str(backup_path(db.database, version))
-            db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            shutil.copyfile(db.database, saved)
+            target = sqlite3.connect(saved)
+            try:  # SQLite's own copy: consistent even while another process writes
+                db.connection().backup(target)
+            finally:
+                target.close()
         migrator = SchemaMigrator.from_database(db)
         with all_or_nothing(db, f"store {where}: upgrade from schema {version}"):
             for target in range(version + 1, SCHEMA_VERSION + 1):
@@ -338,25 +342,21 @@ def upgrade_store(url: str) -> tuple[int, int, str | None]:
 
 
 def reset_store(db: pw.Database) -> None:
-    """Drop every table of ours and create them again, in one transaction (the caller's)."""
-    try:
-        with db.atomic():
-            store_id = get_meta("store_id") if db.table_exists("meta") else None
-    except (pw.PeeweeException, StoreError):
-        store_id = None  # a damaged meta table: a new id
+    """Drop every table of ours and create them again, in one transaction (the caller's). The store
+    gets a new id: client tokens derive from it and from task and order ids, which start again
+    from 1, so the new platform's calls are never taken for the old one's."""
     db.drop_tables(ALL_MODELS, safe=True)
     db.create_tables(ALL_MODELS)
     set_meta("schema_version", str(SCHEMA_VERSION))
-    # The same id: ECS client tokens derive from it, so an order retried after a reset is not
-    # taken for an earlier one of another store.
-    set_meta("store_id", store_id or uuid.uuid4().hex[:12])
+    set_meta("store_id", uuid.uuid4().hex[:12])
 
 
 def integrity(db: pw.Database) -> list[str]:
-    """A full check of a SQLite file's pages and indexes (empty when whole), and of our schema."""
+    """A full check of a SQLite file's pages and indexes against their tables (empty when whole),
+    and of our schema."""
     out = problems(db)
     if is_sqlite(db):
-        rows = [r[0] for r in db.execute_sql("PRAGMA quick_check").fetchall()]
+        rows = [" ".join(r[0].split()) for r in db.execute_sql("PRAGMA integrity_check").fetchall()]
         out += [r for r in rows if r != "ok"]
     return out
 

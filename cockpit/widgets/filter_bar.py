@@ -14,10 +14,6 @@ def matches(query: str, haystack: str) -> bool:
 
 
 class FilterBar(Input):
-    DEFAULT_CSS = """
-    FilterBar { dock: bottom; display: none; border: none; height: 1; padding: 0 1; }
-    FilterBar.-shown { display: block; }
-    """
 
     class Query(Message):
         def __init__(self, query: str):
@@ -44,4 +40,4 @@ class FilterBar(Input):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.close(clear=False)
-        self.screen.focus_next()
+        getattr(self.screen, "refocus", self.screen.focus_next)()

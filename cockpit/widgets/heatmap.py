@@ -47,9 +47,6 @@ def legend(no_color: bool) -> Text:
 
 
 class HeatMap(Static):
-    DEFAULT_CSS = """
-    HeatMap { height: auto; }
-    """
 
     def __init__(self, **kwargs):
         super().__init__("", **kwargs)

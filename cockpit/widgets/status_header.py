@@ -9,9 +9,6 @@ from textual.widgets import Static
 
 
 class StatusHeader(Static):
-    DEFAULT_CSS = """
-    StatusHeader { dock: top; height: 1; background: $panel; color: $text; padding: 0 1; }
-    """
 
     def show(self, *, world: str, clock: str, engine: str, engine_style: str, who: str, readonly: bool) -> None:
         line = Text.assemble(("Cockpit ", "bold"), (world, "bold"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -25,15 +26,17 @@ class SimInit:
         self.task_s = task_s
         self.forks = forks
 
-    def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float) -> None:
+    def run(self, hosts: list[InitTarget], emit: Callable[[InitEvent], None], timeout_s: float,
+            stop: threading.Event | None = None) -> None:
         deadline = time.monotonic() + timeout_s
+        stop = stop or threading.Event()
 
         def one(h: InitTarget) -> None:
             rng = random.Random(self.seed ^ zlib.crc32(h.name.encode()))
             fail_at = rng.choice(list(FAILURES)) if rng.random() < self.failure_rate else None
             for task in TASKS:
-                if time.monotonic() > deadline:
-                    return  # the runner reports it timed out
+                if time.monotonic() > deadline or stop.is_set():
+                    return  # the runner reports it timed out, or nobody listens any more
                 emit(InitEvent(h.name, "initialising", task))
                 time.sleep(rng.uniform(*self.task_s))
                 if task == fail_at:

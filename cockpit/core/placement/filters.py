@@ -97,7 +97,8 @@ def constraint_stage(t: HostTable, c: Constraint) -> Stage:
 
 def static_stages(t: HostTable, r: Request) -> list[Stage]:
     """Every stage whose answer does not change as containers are placed."""
-    stages = [Stage("alive", t.alive.copy(), lambda i: "host is down")]
+    stages = [Stage("alive", t.usable.copy(), lambda i: "host is down" if not t.alive[i]
+                    else f"host not ready to take containers (initialisation {t.status[i]})")]
     if r.idc is not None:
         stages.append(Stage(f"idc {r.idc}", t.idc == r.idc, lambda i: f"in idc {t.idc[i]}"))
     if r.pool is not None:

@@ -22,8 +22,8 @@ def utilisation(t: HostTable) -> np.ndarray:
 
 
 def scope_mask(t: HostTable, r: Request) -> np.ndarray:
-    """The hosts a request could use at all: alive, in its IDC and pool."""
-    m = t.alive.copy()
+    """The hosts a request could use at all: alive and initialised, in its IDC and pool."""
+    m = t.usable.copy()
     if r.idc is not None:
         m &= t.idc == r.idc
     if r.pool is not None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from cockpit.core.placement.filters import Screening, room, shortage
 from cockpit.core.placement.request import Request
-from cockpit.core.placement.table import HostTable
+from cockpit.core.placement.table import MIB, MILLI, HostTable
 
 
 @dataclass
@@ -19,6 +19,7 @@ class Plan:
     screening: Screening
     full: np.ndarray  # host indices that passed the filters but had no room left at the end
     full_reasons: dict[int, str]  # why each of those could take no more
+    too_small: str | None = None  # when no passing host could take one container even empty: why
 
     @property
     def placed(self) -> int:
@@ -56,9 +57,11 @@ class Plan:
                     f"placed {self.placed} of {self.request.count}: no host passes {name!r} "
                     f"(it removed the last {before} hosts)"
                 )
+        n_ok = funnel[-1][1]
+        if self.too_small:
+            return f"placed {self.placed} of {self.request.count}: {self.too_small}"
         kinds = Counter(r.split(" ", 1)[0] for r in self.full_reasons.values())
         short = ", ".join(f"{k} on {n}" for k, n in kinds.most_common())
-        n_ok = funnel[-1][1]
         return (
             f"placed {self.placed} of {self.request.count}: the {n_ok} hosts that pass every filter "
             f"are full ({short or 'no room'})"
@@ -71,4 +74,17 @@ def finish(t: HostTable, r: Request, col: int, screening: Screening, runs: list[
     left = room(t, r, col)
     full = np.flatnonzero(screening.feasible & (left == 0))
     reasons = {int(i): shortage(t, r, col, int(i)) for i in full}
-    return Plan(r, runs, screening, full, reasons)
+    return Plan(r, runs, screening, full, reasons, _too_small(t, r, screening.feasible))
+
+
+def _too_small(t: HostTable, r: Request, feasible: np.ndarray) -> str | None:
+    """Why no passing host could take one such container even if it were empty, or None."""
+    idx = np.flatnonzero(feasible)
+    if not len(idx):
+        return None
+    fits = (t.cpu_cap[idx] >= r.cpu) & (t.mem_cap[idx] >= r.mem) & (t.disk_cap[idx] >= r.disk)
+    if fits.any():
+        return None
+    return (f"no host is big enough: a container needs {r.cpu / MILLI:g} cores, {r.mem / MIB:g} GB memory, "
+            f"{r.disk / MIB:g} GB disk; the largest passing hosts have {t.cpu_cap[idx].max() / MILLI:g} cores, "
+            f"{t.mem_cap[idx].max() / MIB:g} GB memory, {t.disk_cap[idx].max() / MIB:g} GB disk")

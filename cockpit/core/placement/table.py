@@ -47,6 +47,12 @@ class HostTable:
     counts: np.ndarray  # (hosts, services) containers per host and service
     host_ports: dict[str, tuple[int, ...]] = field(default_factory=dict)  # service -> ports it binds
     _label_cols: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    status: np.ndarray | None = None  # str: ready, or where initialisation is; None: all ready
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Hosts that can take containers: alive, and initialised."""
+        return self.alive if self.status is None else self.alive & (self.status == "ready")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -82,6 +88,7 @@ class HostTable:
             services=names,
             counts=np.zeros((n, len(names)), dtype=np.int32),
             host_ports={s.name: s.host_ports for s in svc.values() if s.host_ports},
+            status=np.array([h.status for h in hosts], dtype=object),
         )
         index = {h.id: i for i, h in enumerate(hosts)}
         per: dict[tuple[int, int], int] = {}
@@ -125,6 +132,7 @@ class HostTable:
             counts=self.counts.copy(),
             host_ports=dict(self.host_ports),
             _label_cols=self._label_cols,
+            status=self.status,
         )
 
     def column(self, service: str) -> int:
