@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.widgets import Input
+from textual.widgets import Input, TabbedContent
 
 from cockpit.config import Config
 from cockpit.engine.actions import ACTIONS, Outcome
@@ -29,6 +29,7 @@ from cockpit.engine.facade import Cockpit, Snapshot
 from cockpit.screens import VIEWS, resolve, view_class
 from cockpit.screens.base import ViewScreen
 from cockpit.screens.dashboard import DashboardScreen
+from cockpit.widgets.live_table import LiveTable
 from cockpit.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
@@ -48,11 +49,21 @@ class ViewCommands(Provider):
             for title, action, keys in view.palette_actions():
                 out.append((f"{title} ({view.VIEW})", partial(app.call_later, view.run_action, action), f"key {keys}"))
                 offered.add(view.ACTION_IDS.get(action, action))
+        if view is not None:
+            table = view.focused if isinstance(view.focused, LiveTable) else next(iter(view.query(LiveTable)), None)
+            if table is not None:
+                out.append(("Copy the selected row (OSC 52)", table.action_copy_row, "key y"))
+            out.append(("Filter the table", view.open_filter, "key /"))
+            if view.query(TabbedContent):
+                out += [("Next tab", partial(app.action_tab, 1), "key ]"),
+                        ("Previous tab", partial(app.action_tab, -1), "key [")]
+        out.append(("Keys and help", app.action_help, "key ?"))
         out += [(f"Go to {name}", partial(app.goto, name), view_class(name).HELP) for name in VIEWS]
         if app.permitted("sim.pause") and "sim.pause" not in offered:
             out.append(("Pause or resume the platform clock", app.toggle_pause, ACTIONS["sim.pause"].title))
         if app.permitted("sim.hot_event") and "sim.hot_event" not in offered:
             out.append(("Start a hot event…", app.open_hot_event, ACTIONS["sim.hot_event"].title))
+        out.append(("Quit", app.exit, "key q"))
         return out
 
     async def discover(self) -> Hits:
@@ -82,7 +93,7 @@ class CockpitApp(App):
         Binding("left_square_bracket", "tab(-1)", "Previous tab", id="tab.previous", show=False, priority=True),
         Binding("q", "quit", "Quit", id="quit"),
     ]
-    COMMANDS = App.COMMANDS | {ViewCommands}
+    COMMANDS = {ViewCommands}  # ours only: Textual's own (a second help, screenshots into the cwd) would confuse
 
     def __init__(self, cockpit: Cockpit, cfg: Config, engine_factory: Callable[[], Engine] | None = None):
         super().__init__()
@@ -179,33 +190,34 @@ class CockpitApp(App):
     def paint_header(self, screen: ViewScreen) -> None:
         snap = self.last_snapshot
         world = self.cockpit.world
-        who = f"{self.cfg.user} ({self.cfg.role})"
         if snap is None:
-            clock, engine, style = "--:--", "connecting", "dim"
+            clocks, engine, style = ["--:--"], "connecting", "dim"
         else:
             c = snap.clock
             when = datetime.fromtimestamp(c.t, world.traffic.tz)
-            clock = when.strftime("%a %d %b %H:%M:%S" if c.speed < 10 else "%a %d %b %H:%M")
-            clock += " ⏸" if c.paused else f" ×{c.speed:g}"
-            e = snap.engine
-            if self.poll_error:
-                engine, style = "store error", "bold red"
-            elif e.mode == "none":
-                engine, style = "no engine", "bold red"
-            elif e.mode == "viewer":
-                stale = f", stale {e.stale_s:.0f}s" if e.stale_s is not None else ""
-                engine, style = f"viewer · engine on {e.holder}{stale}", "bold red" if stale else "yellow"
-            elif e.stale_s is not None:
-                engine, style = f"engine stale {e.stale_s:.0f}s", "bold red"
-            elif e.error:
-                engine, style = "engine error", "bold red"
-            elif e.mode == "active":
-                engine, style = "engine ● active", "green"
-            else:
-                engine, style = "engine starting", "dim"
-        screen.query_one(StatusHeader).show(
-            world=world.name, clock=clock, engine=engine, engine_style=style, who=who, readonly=self.cfg.readonly
-        )
+            speed = " ⏸" if c.paused else f" ×{c.speed:g}"
+            clocks = [when.strftime("%a %d %b %H:%M:%S" if c.speed < 10 else "%a %d %b %H:%M") + speed,
+                      when.strftime("%d %b %H:%M") + speed, when.strftime("%H:%M") + speed]
+            engine, style = self._engine_text(snap)
+        screen.query_one(StatusHeader).show(world=world.name, clocks=clocks, engine=engine, engine_style=style,
+                                            user=self.cfg.user, role=self.cfg.role, readonly=self.cfg.readonly)
+
+    def _engine_text(self, snap: Snapshot) -> tuple[str, str]:
+        e = snap.engine
+        if self.poll_error:
+            return "store error", "bold red"
+        if e.mode == "none":
+            return "no engine", "bold red"
+        if e.mode == "viewer":
+            stale = f", stale {e.stale_s:.0f}s" if e.stale_s is not None else ""
+            return f"watching · engine on {e.holder}{stale}", "bold red" if stale else "yellow"
+        if e.stale_s is not None:
+            return f"engine stale {e.stale_s:.0f}s", "bold red"
+        if e.error:
+            return "engine error", "bold red"
+        if e.mode == "active":
+            return "engine ● active", "green"
+        return "engine starting", "dim"
 
     # --- navigation -----------------------------------------------------------------------
 
@@ -267,7 +279,14 @@ class CockpitApp(App):
         """Say why, where the key was pressed; the refusal goes to the audit log too."""
         why = self.cockpit.refusal(action_id) or "not allowed"
         self.notify(f"{ACTIONS[action_id].title}: {why}", severity="warning")
-        self.run_worker(asyncio.to_thread(self.cockpit.record_refusal, action_id), group="action")
+
+        async def record() -> None:
+            try:
+                await asyncio.to_thread(self.cockpit.record_refusal, action_id)
+            except Exception as e:  # noqa: BLE001 - a store that cannot take it: say so, keep running
+                self.notify(f"the refusal could not be audited: {_one_line(e)}", severity="error")
+
+        self.run_worker(record(), group="action", exit_on_error=False)
 
     def perform(self, action_id: str, summary: str, do: Callable[[], Outcome]) -> None:
         """Refused actions still go to the facade, which records the refusal in the audit log."""
@@ -284,11 +303,15 @@ class CockpitApp(App):
 
     def _do(self, do: Callable[[], Outcome]) -> None:
         async def run() -> None:
-            outcome = await asyncio.to_thread(do)
+            try:
+                outcome = await asyncio.to_thread(do)
+            except Exception as e:  # noqa: BLE001 - a store that fails us: one line, and the app goes on
+                self.notify(f"not done: {_one_line(e)}", severity="error")
+                return
             self.notify(outcome.message, severity="information" if outcome.ok else "error")
             self.poll()
 
-        self.run_worker(run(), group="action")
+        self.run_worker(run(), group="action", exit_on_error=False)
 
     def toggle_pause(self) -> None:
         paused = not (self.last_snapshot.clock.paused if self.last_snapshot else False)
@@ -320,6 +343,10 @@ class CockpitApp(App):
              Field("factor", "Traffic multiplier", "2"), Field("minutes", "Minutes", "60")],
             submit="Start…",
         ), callback=chosen)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 def _quiet_gc() -> None:

@@ -100,6 +100,8 @@ def parser() -> argparse.ArgumentParser:
     _common(e, suppress=True)
     _run_opts(e, suppress=True)
 
+    _registry_parser(sub)
+
     st = sub.add_parser("store", help="the store: check that it is whole, or upgrade its schema")
     _common(st, suppress=True)
     st_sub = st.add_subparsers(dest="store_command", metavar="ACTION", required=True, parser_class=arg.SubParser)
@@ -147,6 +149,27 @@ def _ecs_parser(sub) -> None:
         _common(x, suppress=True)
         x.add_argument("order", type=arg.ident, metavar="ORDER")
         x.add_argument("--yes", action="store_true", help="do not ask")
+
+
+def _registry_parser(sub) -> None:
+    rg = sub.add_parser("registry", help="registry replication: status, replicate, executions, stop")
+    _common(rg, suppress=True)
+    rg_sub = rg.add_subparsers(dest="registry_command", metavar="ACTION", required=True, parser_class=arg.SubParser)
+    for verb, text in (("status", "the topology with each registry's health, the policies, images x registries"),
+                       ("executions", "the replications, newest first")):
+        x = rg_sub.add_parser(verb, help=text)
+        _common(x, suppress=True)
+        _with_json(x)
+    rp = rg_sub.add_parser("replicate", help="start a policy's replication now")
+    _common(rp, suppress=True)
+    rp.add_argument("policy", type=arg.name, metavar="POLICY")
+    rp.add_argument("--image", action="append", type=arg.image, default=[], metavar="NAME:TAG",
+                    help="only this image (repeatable; default every image the policy covers)")
+    rp.add_argument("--yes", action="store_true", help="do not ask")
+    sp = rg_sub.add_parser("stop", help="stop a replication (the copies under way end first)")
+    _common(sp, suppress=True)
+    sp.add_argument("execution", type=arg.ident, metavar="EXECUTION")
+    sp.add_argument("--yes", action="store_true", help="do not ask")
 
 
 def _serve_parser(sub) -> None:
@@ -214,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cockpit.cli_hosts import run
 
             return run(args, cfg)
+        if args.command == "registry":
+            from cockpit.cli_registry import run as run_registry
+
+            return run_registry(args, cfg)
         if args.command == "store":
             from cockpit.cli_store import run as run_store
 
@@ -382,12 +409,11 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     check(cfg.backends)
     world, seeded = seed_in_background(cfg) if not args.reset else (None, lambda: None)
     from cockpit.app import create_app
-    from cockpit.screens import VIEWS, view_class
+    from cockpit.keymap import all_bindings, clashes
 
-    known = {b.id for b in _app_bindings()} | {
-        b.id for name in VIEWS for b in view_class(name).BINDINGS if getattr(b, "id", None)
-    }
-    problems = config_mod.check_keys(cfg, {k for k in known if k})
+    known = {b.id for b in all_bindings()}
+    remapped = {k: v for k, v in cfg.keys.items() if k in known}
+    problems = config_mod.check_keys(cfg, known, clashes(remapped) if remapped else [])
     seeded()
     if problems:
         raise ConfigError(problems)
@@ -396,14 +422,15 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     _say_forgotten(s)
     try:
         app = create_app(s.cockpit, cfg, s.make_engine)
-        code = app.run() or 0
+        app.run()
+        code = app.return_code or 0  # 1 when the app ended on an error
     finally:
         s.close()
     # The app has closed and handed its lease back: leave now rather than wait for a thread still
     # reading the store for a screen that is gone (a big table's load takes a while).
     logging.shutdown()
     sys.stdout.flush()
-    os._exit(code if isinstance(code, int) else 0)
+    os._exit(code)
 
 
 def _say_forgotten(s) -> None:
@@ -413,15 +440,11 @@ def _say_forgotten(s) -> None:
               f"(and bill) until released in the cloud: {shown}", file=sys.stderr)
 
 
-def _app_bindings():
-    from cockpit.app import CockpitApp
-
-    return [b for b in CockpitApp.BINDINGS if getattr(b, "id", None)]
-
-
 def cmd_engine(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session
 
+    if cfg.readonly:
+        raise CliError("engine: a read-only cockpit only watches; it never runs the engine")
     from cockpit.backends.factory import check
 
     check(cfg.backends)

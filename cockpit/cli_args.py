@@ -114,6 +114,16 @@ def template(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a template's sid or name, got {shown(text)}") from None
 
 
+_IMAGE = re.compile(r"[a-z0-9][a-z0-9._/-]{0,254}:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+
+
+def image(text: str) -> str:
+    """An image NAME:TAG as registries name them."""
+    if not _IMAGE.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected an image NAME:TAG (lower-case name), got {shown(text)}")
+    return text
+
+
 def user(text: str) -> str:
     if not (0 < len(text) <= 64 and text.isprintable() and text == text.strip()):
         raise argparse.ArgumentTypeError(f"expected a user name (1 to 64 printable characters), got {shown(text)}")

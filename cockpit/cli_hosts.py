@@ -22,7 +22,7 @@ def _confirm(args: argparse.Namespace, action_id: str, what: str) -> bool:
     if getattr(args, "yes", False) or not ACTIONS[action_id].confirm:
         return True
     if not sys.stdin.isatty():
-        print(f"cockpit: {ACTIONS[action_id].title.lower()} changes the platform: confirm with --yes", file=sys.stderr)
+        print(f"cockpit: {ACTIONS[action_id].title}: it changes the platform: confirm with --yes", file=sys.stderr)
         return False
     answer = input(f"{what}\n{ACTIONS[action_id].title}? [y/N] ").strip().lower()
     return answer in ("y", "yes")

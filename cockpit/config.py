@@ -86,14 +86,20 @@ def load(path: str | None = None) -> Config:
             holder = concern.get("credentials", concern) if key == "file" else concern
             if key in holder:
                 holder[key] = str((base / os.path.expanduser(holder[key])).resolve())
+    for where in cfg.backends.get("registry", {}).get("registries", {}).values():
+        c = where.get("credentials", {})
+        if "file" in c:
+            c["file"] = str((base / os.path.expanduser(c["file"])).resolve())
     return cfg
 
 
-def check_keys(cfg: Config, known: set[str]) -> list[Problem]:
-    """Binding ids in `keys` that the app does not have."""
+def check_keys(cfg: Config, known: set[str], clashes: list[tuple[str, str]] = ()) -> list[Problem]:
+    """Binding ids in `keys` that the app does not have, and remaps whose key another binding
+    already uses where it acts (`clashes`: see keymap.clashes)."""
     file = cfg.source or "config"
-    return [
+    out = [
         Problem(file, 0, f"keys.{k}", f"no binding with this id (known: {', '.join(sorted(known))})")
         for k in cfg.keys
         if k not in known
     ]
+    return out + [Problem(file, 0, f"keys.{k}", why) for k, why in clashes]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from fnmatch import fnmatchcase
+from functools import cached_property
 from typing import Literal
 
 IdcKind = Literal["private", "cloud"]
@@ -16,6 +18,8 @@ HostSource = Literal["physical", "vm", "ecs"]
 ChargeType = Literal["owned", "payg", "monthly", "yearly"]
 ServiceKind = Literal["http", "rpc", "batch"]
 PoolKind = Literal["online", "offline", "shared"]
+RegistryRole = Literal["master", "slave"]
+Trigger = Literal["manual", "event", "cron"]
 
 
 @dataclass(frozen=True)
@@ -144,13 +148,73 @@ class Image:
         return f"{self.name}:{self.tag}"
 
 
+DEFAULT_LINK_MBPS = 1000.0  # the simulated bandwidth into a registry when the world gives none
+DEFAULT_CONCURRENCY = 4  # transfers at once in one execution of a policy
+
+
 @dataclass(frozen=True)
 class Registry:
+    """A registry in an IDC. A slave replicates from one other registry; a master from none, or
+    from its dual-master peer (two masters that replicate from each other)."""
+
     name: str
     idc: str
-    role: Literal["master", "slave"]
-    instances: int
+    role: RegistryRole
+    instances: int = 1
     replicates_from: str | None = None
+    link_mbps: float = DEFAULT_LINK_MBPS  # simulation only: the bandwidth into this registry
+
+
+@dataclass(frozen=True)
+class RepoFilter:
+    """fnmatch globs: a name passes when one `include` glob matches it and no `exclude` glob does."""
+
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+    def allows(self, name: str) -> bool:
+        return any(fnmatchcase(name, g) for g in self.include) and not any(fnmatchcase(name, g) for g in self.exclude)
+
+
+@dataclass(frozen=True)
+class ReplicationPolicy:
+    """What to copy from `source` to each of `destinations`, and when.
+
+    `override`: replace a tag whose digest differs at the destination (never between dual
+    masters); `deletions`: delete at the destination what was deleted at the source;
+    `bandwidth_mbps`: a cap for one execution (None: none); `schedule`: cron only, five fields
+    in the world's time zone."""
+
+    name: str
+    source: str
+    destinations: tuple[str, ...]
+    repositories: RepoFilter = field(default_factory=RepoFilter)
+    tags: RepoFilter = field(default_factory=RepoFilter)
+    trigger: Trigger = "event"
+    schedule: str | None = None
+    override: bool = False
+    deletions: bool = False
+    bandwidth_mbps: float | None = None
+    concurrency: int = DEFAULT_CONCURRENCY
+
+
+@dataclass(frozen=True)
+class Release:
+    """On the simulated platform: `image` (NAME:TAG, an image of the world) appears in `registry`
+    at `at`, as a push. `variant` builds other content under the same tag (a conflict)."""
+
+    image: str
+    registry: str
+    at: datetime
+    variant: str = ""
+
+    @property
+    def repo(self) -> str:
+        return self.image.rsplit(":", 1)[0]
+
+    @property
+    def tag(self) -> str:
+        return self.image.rsplit(":", 1)[1]
 
 
 @dataclass(frozen=True)
@@ -261,6 +325,8 @@ class World:
     traffic: TrafficCurve
     custom_scoring: tuple[tuple[str, float], ...] = ()  # the custom strategy's default weights
     swaps: tuple[Swap, ...] = ()
+    replication: tuple[ReplicationPolicy, ...] = ()  # the world's, or one per registry others replicate from
+    releases: tuple[Release, ...] = ()  # the simulated platform's, in the file's order
     digest: str = ""  # of the file's text
     lines: dict = field(default_factory=dict, compare=False, repr=False)  # path -> line, for messages
 
@@ -278,6 +344,73 @@ class World:
 
     def template(self, sid: int) -> Template:
         return next(t for t in self.templates if t.sid == sid)
+
+    # --- registries: the topology is a forest of masters (or dual-master pairs) and their slaves ---
+
+    @cached_property
+    def _registry_index(self) -> dict[str, tuple[int, Registry]]:
+        return {r.name: (i, r) for i, r in enumerate(self.registries)}
+
+    @cached_property
+    def _replicating_from(self) -> dict[str, tuple[Registry, ...]]:
+        fed: dict[str, list[Registry]] = {}
+        for r in self.registries:
+            if r.replicates_from is not None:
+                fed.setdefault(r.replicates_from, []).append(r)
+        return {name: tuple(rs) for name, rs in fed.items()}
+
+    def registry(self, name: str) -> Registry:
+        """The registry named `name`; KeyError when there is none."""
+        if name not in self._registry_index:
+            raise KeyError(f"no registry named {name!r}")
+        return self._registry_index[name][1]
+
+    def dual_peer(self, name: str) -> str | None:
+        """The other master of `name`'s dual-master pair, or None when it has none."""
+        r = self.registry(name)
+        if r.role != "master" or r.replicates_from is None:
+            return None
+        peer = self.registry(r.replicates_from)
+        return peer.name if peer.role == "master" and peer.replicates_from == name else None
+
+    def children(self, name: str) -> tuple[Registry, ...]:
+        """The registries that replicate from `name`, in file order, but its dual-master peer:
+        the branches below it in the topology tree."""
+        peer = self.dual_peer(name)
+        return tuple(r for r in self._replicating_from.get(name, ()) if r.name != peer)
+
+    def topology_roots(self) -> tuple[tuple[Registry, ...], ...]:
+        """The tops of the topology, in file order: each a master that replicates from nobody
+        (a one-tuple) or a dual-master pair (a two-tuple, in file order)."""
+        roots: list[tuple[Registry, ...]] = []
+        for i, r in enumerate(self.registries):
+            if r.role != "master":
+                continue
+            peer = self.dual_peer(r.name)
+            if r.replicates_from is None:
+                roots.append((r,))
+            elif peer is not None and self._registry_index[peer][0] > i:
+                roots.append((r, self.registry(peer)))
+        return tuple(roots)
+
+    def depth(self, name: str) -> int:
+        """Hops from the top of `name`'s tree: 0 for a root master or either master of a dual pair,
+        1 for its slaves, 2 for theirs (a three-level hierarchy has registries at depth 0 to 2)."""
+        hops = 0
+        r = self.registry(name)
+        while r.replicates_from is not None and self.dual_peer(r.name) is None:
+            hops += 1
+            if hops > len(self.registries):  # a checked world has no other cycle; never loop forever
+                raise ValueError(f"registry {name!r} replicates in a cycle")
+            r = self.registry(r.replicates_from)
+        return hops
+
+    def policy(self, name: str) -> ReplicationPolicy:
+        """The replication policy named `name`; KeyError when there is none."""
+        for p in self.replication:
+            if p.name == name:
+                return p
+        raise KeyError(f"no replication policy named {name!r}")
 
     @property
     def shared_pool(self) -> Pool:

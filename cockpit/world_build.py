@@ -11,6 +11,8 @@ from typing import Any
 
 from cockpit.core.constraints import parse_constraint
 from cockpit.domain import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LINK_MBPS,
     AutoscaleRule,
     Charge,
     Cluster,
@@ -26,6 +28,9 @@ from cockpit.domain import (
     PlacementRules,
     Pool,
     Registry,
+    Release,
+    ReplicationPolicy,
+    RepoFilter,
     Service,
     Swap,
     Template,
@@ -42,6 +47,11 @@ def build(doc: Document) -> World:
     d = doc.data
     services = tuple(_service(s) for s in d.get("services", []))
     by_service = {s.name: s for s in services}
+    registries = tuple(
+        Registry(r["name"], r["idc"], r["role"], r.get("instances", 1), r.get("replicates_from"),
+                 float(r.get("link_mbps", DEFAULT_LINK_MBPS)))
+        for r in d.get("registries", [])
+    )
     return World(
         name=d["name"],
         seed=int(d.get("seed", 0)),
@@ -62,9 +72,10 @@ def build(doc: Document) -> World:
         services=services,
         layers=tuple(Layer(la["name"], float(la["size_mb"])) for la in d.get("layers", [])),
         images=tuple(Image(im["name"], im["tag"], tuple(im["layers"])) for im in d.get("images", [])),
-        registries=tuple(
-            Registry(r["name"], r["idc"], r["role"], r.get("instances", 1), r.get("replicates_from"))
-            for r in d.get("registries", [])
+        registries=registries,
+        replication=_policies(d, registries),
+        releases=tuple(
+            Release(r["image"], r["registry"], _ts(r["at"]), r.get("variant", "")) for r in d.get("releases", [])
         ),
         templates=tuple(_template(t, by_service[t["service"]]) for t in d.get("templates", [])),
         autoscaling=tuple(_autoscale_rule(r) for r in d.get("autoscaling", [])),
@@ -159,6 +170,40 @@ def _host_group(g: dict) -> HostGroup:
         labels=_labels(g),
         zone=g.get("zone"),
     )
+
+
+def _policies(d: dict, registries: tuple[Registry, ...]) -> tuple[ReplicationPolicy, ...]:
+    """The world's policies; without a `replication` section, one per registry that others
+    replicate from, to all of them, on every push (so a dual-master pair gets one each way)."""
+    fed: dict[str, list[str]] = {}
+    for r in registries:
+        if r.replicates_from is not None:
+            fed.setdefault(r.replicates_from, []).append(r.name)
+    if "replication" not in d:
+        return tuple(ReplicationPolicy(r.name, r.name, tuple(fed[r.name])) for r in registries if r.name in fed)
+    return tuple(_policy(p, tuple(fed.get(p["source"], ()))) for p in d["replication"])
+
+
+def _policy(p: dict, fed: tuple[str, ...]) -> ReplicationPolicy:
+    """A policy; destinations default to the registries that replicate from its source."""
+    bandwidth = p.get("bandwidth_mbps")
+    return ReplicationPolicy(
+        name=p["name"],
+        source=p["source"],
+        destinations=tuple(p.get("destinations", fed)),
+        repositories=_filter(p.get("repositories", {})),
+        tags=_filter(p.get("tags", {})),
+        trigger=p.get("trigger", "event"),
+        schedule=p.get("schedule"),
+        override=p.get("override", False),
+        deletions=p.get("deletions", False),
+        bandwidth_mbps=float(bandwidth) if bandwidth is not None else None,
+        concurrency=p.get("concurrency", DEFAULT_CONCURRENCY),
+    )
+
+
+def _filter(f: dict) -> RepoFilter:
+    return RepoFilter(tuple(f.get("include", ["*"])), tuple(f.get("exclude", [])))
 
 
 def _autoscale_rule(r: dict) -> AutoscaleRule:

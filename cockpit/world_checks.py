@@ -1,7 +1,8 @@
 """What the world schema cannot say, checked once the shape is right.
 
 References between sections, one shared pool, zones that belong to the cloud IDC, dependency
-cycles, dates in a sane range, counts measured against the hosts the world has. One method per
+cycles, dates in a sane range, counts measured against the hosts the world has; the registries,
+their topology, replication and releases are checked in world_registry_checks. One method per
 section of the world file; `cross_check` runs them in a fixed order, which the loader's
 (stable) sort by line keeps for problems on the same line.
 """
@@ -15,6 +16,7 @@ from typing import Any
 from cockpit.core.addressing import HOSTS_PER_IDC
 from cockpit.core.constraints import check_constraint, parse_constraint
 from cockpit.core.dependencies import CycleError, find_cycle
+from cockpit.world_registry_checks import RegistryChecks
 from cockpit.yamlcheck import Document, PathT, Problem
 
 # The demo has 2,060 hosts and 6,794 containers; these leave room for far bigger platforms
@@ -23,7 +25,11 @@ MAX_HOSTS = 100_000
 MAX_CONTAINERS = 1_000_000
 YEARS = (2000, 2100)  # dates outside are typing mistakes, and year 1 overflows time arithmetic
 
-UNIQUE_NAMES = ("idcs", "hardware", "clusters", "host_groups", "layers", "services", "registries", "autoscaling")
+KNOWN_SHOWN = 20  # names an unknown-name message lists
+
+UNIQUE_NAMES = (
+    "idcs", "hardware", "clusters", "host_groups", "layers", "services", "registries", "autoscaling", "replication",
+)
 
 
 def cross_check(doc: Document) -> list[Problem]:
@@ -44,7 +50,7 @@ def _pool_table(data: dict) -> dict[str, tuple[str, str]]:
     return pools
 
 
-class _Checker:
+class _Checker(RegistryChecks):
     """One world document, the lookups its sections share, and the problems found so far."""
 
     def __init__(self, doc: Document):
@@ -68,7 +74,11 @@ class _Checker:
         self.check_host_groups()
         self.check_images()
         self.check_services()
-        self.check_registries()
+        if self.check_registry_counts():  # else only the counts: thousands of names make slow, huge lines
+            self.check_registries()
+            self.check_topology()
+            self.check_replication()
+            self.check_releases()
         self.check_templates()
         self.check_dependency_cycles()
         self.check_swaps()
@@ -87,7 +97,10 @@ class _Checker:
     def ref(self, path: PathT, value: Any, known: Collection, what: str) -> bool:
         """Whether `value` names one of `known`; if not, a problem listing the choices."""
         if value not in known:
-            choices = ", ".join(sorted(map(str, known))) or "none defined"
+            names = sorted(map(str, known))
+            choices = ", ".join(names[:KNOWN_SHOWN]) or "none defined"
+            if len(names) > KNOWN_SHOWN:  # a line, not a page: huge worlds have thousands of names
+                choices += f", and {len(names) - KNOWN_SHOWN:,} more"
             self.bad(path, f"no {what} named {value!r} (known: {choices})")
             return False
         return True
@@ -199,21 +212,6 @@ class _Checker:
                 self.ref(p + (key, ni), name, self.services, "service")
                 if name == service and key == "never_with":
                     self.bad(p + (key, ni), "a service cannot exclude itself; use max_per_host")
-
-    def check_registries(self) -> None:
-        """Registries sit in a known IDC; a slave replicates from another, known registry."""
-        registries = {r["name"] for r in self.d.get("registries", [])}
-        for ri, r in enumerate(self.d.get("registries", [])):
-            p = ("registries", ri)
-            self.ref(p + ("idc",), r["idc"], self.idcs, "IDC")
-            src = r.get("replicates_from")
-            if src is not None:
-                if src == r["name"]:
-                    self.bad(p + ("replicates_from",), "a registry cannot replicate from itself")
-                else:
-                    self.ref(p + ("replicates_from",), src, registries, "registry")
-            if r["role"] == "slave" and src is None:
-                self.bad(p + ("replicates_from",), "a slave registry names the registry it replicates from")
 
     def check_templates(self) -> None:
         """Templates name a known service, pool, hardware, image and dependencies, and sound ECS settings."""
@@ -356,16 +354,18 @@ class _Checker:
                 else:
                     self.check_year(day.year, path + ("expires",))
 
-    def check_timestamp(self, text: str, path: PathT) -> None:
-        """`text` is an ISO timestamp (a space or Z allowed) in range."""
+    def check_timestamp(self, text: str, path: PathT) -> datetime | None:
+        """`text` is an ISO timestamp (a space or Z allowed) in range: the time, or None when not."""
         try:
             t = datetime.fromisoformat(text.replace(" ", "T").replace("Z", "+00:00"))
         except ValueError as e:
             self.bad(path, f"not a timestamp: {e}")
-            return
-        self.check_year(t.year, path)
+            return None
+        return t if self.check_year(t.year, path) else None
 
-    def check_year(self, year: int, path: PathT) -> None:
+    def check_year(self, year: int, path: PathT) -> bool:
         """The year is within YEARS."""
         if not YEARS[0] <= year <= YEARS[1]:
             self.bad(path, f"the year {year} is out of range: expected {YEARS[0]} to {YEARS[1]}")
+            return False
+        return True

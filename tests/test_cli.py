@@ -195,6 +195,36 @@ def test_plain_http_to_a_remote_cloud_is_refused(tmp_path):
     assert "\ns\n" not in r.stderr
 
 
+@pytest.mark.parametrize(
+    "registries, message",
+    [
+        ("{reg-a: {url: 'http://reg.example.com:5000'}}",
+         "backends.registry.registries.reg-a.url: 'http://reg.example.com:5000': http only for a loopback registry"),
+        ("{reg-a: {url: 'https://reg.example.com', credentials: {user_env: REG_USER, password_env: REG_PASS}}}",
+         "backends.registry.registries.reg-a.credentials.user_env: REG_USER is not set"),
+        ("{reg-a: {url: 'https://reg.example.com', credentials: {file: no-such-file}}}",
+         "backends.registry.registries.reg-a.credentials.file: No such file or directory"),
+    ],
+)
+def test_a_real_registry_that_cannot_be_reached_safely_is_named_before_anything_starts(tmp_path, registries, message):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"backends: {{registry: {{kind: oci, registries: {registries}}}}}\n")
+    r = run("--config", str(cfg), "engine", REG_USER="", REG_PASS="")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_registry_credentials_file_is_found_beside_the_config(tmp_path):
+    from cockpit import config
+
+    (tmp_path / "conf").mkdir()
+    cfg = tmp_path / "conf" / "c.yaml"
+    cfg.write_text("backends: {registry: {kind: oci, registries: {reg-a: {url: 'https://r', "
+                   "credentials: {file: reg-a.cred}}}}}\n")
+    loaded = config.load(str(cfg))
+    assert loaded.backends["registry"]["registries"]["reg-a"]["credentials"]["file"] == str(tmp_path / "conf" / "reg-a.cred")
+
+
 def test_ecs_orders_and_moves_from_the_command_line(demo_db):
     r = run("ecs", "order", "--db", demo_db, "--template", "101", "--count", "10")
     assert r.returncode == 2 and "confirm with --yes" in r.stderr

@@ -10,6 +10,7 @@ import pytest
 from cockpit.cli import main
 from cockpit.config import Config
 from cockpit.session import open_session
+from cockpit.store import db as store_db
 from cockpit.store.db import open_store
 from cockpit.store.models import EventRow, HostRow, Meta
 from tests.test_store import _downgrade_to_v3, scribble_page
@@ -60,7 +61,7 @@ def test_a_damaged_page_is_one_line_on_the_command_line_and_store_check_finds_it
 
 def test_store_check_says_a_whole_store_is_whole(demo_db, capsys):
     assert main(["store", "check", "--db", demo_db]) == 0
-    assert capsys.readouterr().out.strip() == f"store {demo_db}: whole (schema 4)"
+    assert capsys.readouterr().out.strip() == f"store {demo_db}: whole (schema {store_db.SCHEMA_VERSION})"
 
 
 def test_an_old_store_is_upgraded_only_when_asked(demo_db, capsys):
@@ -69,7 +70,7 @@ def test_an_old_store_is_upgraded_only_when_asked(demo_db, capsys):
     assert "run `cockpit store upgrade --db" in capsys.readouterr().err
     assert main(["store", "upgrade", "--db", demo_db]) == 0
     out = capsys.readouterr().out
-    assert "upgraded from schema 3 to 4" in out and f"{demo_db}.v3.bak" in out
+    assert f"upgraded from schema 3 to {store_db.SCHEMA_VERSION}" in out and f"{demo_db}.v3.bak" in out
     assert main(["hosts", "--db", demo_db, "--json"]) == 0
 
 

@@ -157,15 +157,17 @@ def test_a_version_1_store_upgrades_when_asked(tmp_path):
     db.execute_sql("DROP INDEX host_status")
     for column in ("init_task", "order", "expiry_warned", "address"):
         db.execute_sql(f'ALTER TABLE host DROP COLUMN "{column}"')
-    for table in ("ecs_order", "ecs_call", "pool_move", "call"):
+    for table in ("ecs_order", "ecs_call", "pool_move", "call", "registry_image", "manifest", "replication",
+                  "replication_task", "registry_health"):
         db.execute_sql(f'DROP TABLE "{table}"')
     db.execute_sql("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     db.close()
     with pytest.raises(StoreError, match="cockpit store upgrade"):
         open_store(path)
-    assert upgrade_store(path)[:2] == (1, 4)
+    assert upgrade_store(path)[:2] == (1, 5)
     db = open_store(path)
     assert "ref" in [c.name for c in db.get_columns("container")]
     assert {"init_task", "order", "expiry_warned", "address"} <= {c.name for c in db.get_columns("host")}
     assert db.table_exists("ecs_order") and db.table_exists("pool_move") and db.table_exists("call")
+    assert db.table_exists("replication")
     assert ContainerRow.select().count() == 1 and ContainerRow.get().name == "feed-0-1"

@@ -144,6 +144,10 @@ def test_integral_floats_count_as_integers():
 
 BASE = yaml.safe_load(SMALL_TEXT)
 BASE["start"] = "2026-11-26T11:50:00+08:00"
+# replication and releases too, so the mutations reach their checks
+BASE["replication"] = [{"name": "p", "source": "reg-yf", "destinations": ["reg-ali"], "tags": {"exclude": ["*-rc*"]},
+                        "trigger": "cron", "schedule": "*/10 * * * *", "bandwidth_mbps": 100, "concurrency": 4}]
+BASE["releases"] = [{"image": "feed-web:1", "registry": "reg-yf", "at": "2026-11-26T12:05:00+08:00", "variant": "hotfix"}]
 
 junk = st.one_of(
     st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),

@@ -192,3 +192,98 @@ class HostInit(Protocol):
         """Initialise the hosts, emitting their progress; returns when done, out of time, or told
         to `stop` (the engine lost its lease: its successor initialises them again)."""
         ...
+
+
+# --- registries (OCI distribution) ---------------------------------------------------------------
+
+MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
+INDEX_TYPES = (
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.index.v1+json",
+)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest exactly as the registry holds it: its bytes are what its digest is of."""
+
+    media_type: str
+    digest: str  # sha256:...
+    body: bytes
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A blob fetched once for an execution: a file (real registries) or only its size (the
+    simulation, which moves no bytes)."""
+
+    digest: str
+    size: int
+    path: str | None = None
+
+
+class RegistryError(Exception):
+    """A registry's refusal or a broken transfer, as one clear line. `code` follows the OCI
+    distribution spec's error codes where the registry gave one (BLOB_UNKNOWN, MANIFEST_UNKNOWN,
+    UNAUTHORIZED, DENIED, ...), else our own: HTTP_<status>, DIGEST_MISMATCH, CONNECTION.
+    `retry`: trying again may work (5xx, a cut connection); never for an auth refusal."""
+
+    def __init__(self, registry: str, code: str, message: str, status: int | None = None, retry: bool = False):
+        super().__init__(f"{registry}: {code}: {message}")
+        self.registry = registry
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry = retry
+
+
+class Limiter(Protocol):
+    """A bandwidth cap shared by an execution's transfers: take(n) returns once n bytes may go."""
+
+    def take(self, n: int) -> None: ...
+
+
+class Registry(Protocol):
+    """One registry: the real ones over the OCI distribution API (backends/registry_oci.py) or
+    the simulated twin (backends/sim/registry.py). Every call may raise RegistryError."""
+
+    name: str
+
+    def ping(self) -> None: ...
+
+    def catalog(self) -> list[str]:
+        """Every repository (all pages)."""
+        ...
+
+    def tags(self, repo: str) -> list[str]:
+        """Every tag of a repository (all pages); [] when the repository is unknown."""
+        ...
+
+    def manifest(self, repo: str, ref: str) -> Manifest | None:
+        """The manifest of a tag or digest, byte-exact; None when there is none."""
+        ...
+
+    def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None: ...
+
+    def delete_manifest(self, repo: str, digest: str) -> None: ...
+
+    def has_blob(self, repo: str, digest: str) -> bool: ...
+
+    def mount_blob(self, repo: str, digest: str, from_repo: str) -> bool:
+        """Link a blob this registry holds in another repository; False when it would not."""
+        ...
+
+    def fetch_blob(self, repo: str, digest: str, spool_dir: str, limiter: Limiter | None = None) -> Spooled:
+        """Download a blob into spool_dir (named by its digest), checking the digest."""
+        ...
+
+    def push_blob(self, repo: str, blob: Spooled, limiter: Limiter | None = None) -> None:
+        """Upload a spooled blob (the registry checks the digest)."""
+        ...

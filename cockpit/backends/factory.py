@@ -62,9 +62,29 @@ def check(backends: dict) -> None:
         endpoint = cloud.get("endpoint")
         if cloud.get("protocol") == "http" and not (endpoint and _loopback(endpoint)):
             raise BackendError("backends.cloud.protocol: plain http is only for a loopback endpoint")
-    problem = init_problem(backends.get("init", {}))
+    problem = init_problem(backends.get("init", {})) or registry_problem(backends.get("registry", {}))
     if problem:
         raise BackendError(problem)
+
+
+def registry_problem(settings: dict) -> str | None:
+    """A real registry's URL we may not talk to (plain http off loopback) or credentials that are
+    not where the config says; None when all is well."""
+    if settings.get("kind", "sim") != "oci":
+        return None
+    from cockpit.backends.registry_oci import check_url
+    from cockpit.engine.registries import RegistryConfigError, credentials
+
+    for name, where in sorted(settings.get("registries", {}).items()):
+        try:
+            check_url(where["url"])
+        except ValueError as e:
+            return f"backends.registry.registries.{name}.url: {e}"
+        try:
+            credentials(name, where.get("credentials", {}))
+        except RegistryConfigError as e:
+            return str(e)
+    return None
 
 
 def make_cloud(settings: dict, world: World, known_instances: list[tuple[str, str, str]] = ()) -> Cloud | None:

@@ -32,6 +32,8 @@ ACTIONS: dict[str, Action] = {
         Action("host.release", "Release cloud hosts", "admin", True),
         Action("host.renew", "Renew prepaid hosts", "operator", True),
         Action("init.retry", "Initialise failed hosts again", "operator", False),
+        Action("registry.replicate", "Start a replication", "operator", True),
+        Action("registry.stop", "Stop a replication", "operator", True),
     )
 }
 
@@ -42,7 +44,7 @@ def refusal(action_id: str, *, role: str, readonly: bool) -> str | None:
     if readonly:
         return "read-only mode: no changes"
     if ROLES.index(role) < ROLES.index(action.role):
-        return f"{action.title.lower()} needs role {action.role}; you are {role}"
+        return f"needs role {action.role}; you are {role}"
     return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import threading
 import time
@@ -18,8 +19,18 @@ from datetime import datetime, timezone
 
 import peewee as pw
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
-from cockpit.backends.base import Cloud, CloudError, ContainerRuntime, ContainerSpec, HostHealth, HostInit, Telemetry
+from cockpit.backends.base import (
+    Cloud,
+    CloudError,
+    ContainerRuntime,
+    ContainerSpec,
+    HostHealth,
+    HostInit,
+    Registry,
+    Telemetry,
+)
 from cockpit.backends.factory import InitSettings, init_target
 from cockpit.backends.sim.clock import SimClock
 from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
@@ -30,6 +41,9 @@ from cockpit.engine.ecs import DrainSettings, EcsDrainer
 from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
 from cockpit.engine.outside import Handler
+from cockpit.engine.registries import fill_simulated, make_registries
+from cockpit.engine.replication import Replicator, queue
+from cockpit.engine.webhook import WebhookServer
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import Runner
 from cockpit.store.db import get_meta, now_sql
@@ -60,6 +74,9 @@ class Engine:
         init: HostInit | None = None,
         init_settings: InitSettings | None = None,
         expiry_warn_days: int = 7,
+        registries: dict[str, Registry] | None = None,
+        registry_settings: dict | None = None,
+        spool_dir: str | None = None,
     ):
         self.db = db
         self.world = world
@@ -75,6 +92,15 @@ class Engine:
         self.init_backend = init
         self.init_settings = init_settings or InitSettings()
         self.expiry_warn_days = expiry_warn_days
+        self.registries = registries
+        self._own_registries = registries is None
+        self.registry_settings = registry_settings or {}
+        self.spool_dir = spool_dir
+        self.replicator: Replicator | None = None
+        self._sim_lock = threading.Lock()
+        self._sim_t = 0.0
+        self._sim_last = time.monotonic()
+        self.webhook: WebhookServer | None = None
         self.drainer: EcsDrainer | None = None
         self.writer: StatusWriter | None = None
         self.init_runner: InitRunner | None = None
@@ -172,7 +198,8 @@ class Engine:
                 "instance.renew": renew}
 
     def _start_workers(self) -> None:
-        """The queues that run beside the tick: ECS orders and host initialisation."""
+        """The queues that run beside the tick: ECS orders, host initialisation, replication."""
+        self._start_replication()
         if self.cloud is not None:
             self.drainer = EcsDrainer(self.db, self.cloud, self.world, self.drain_settings,
                                       platform_now=self.platform_now, seed=self.world.seed, fence=self.lease.fenced)
@@ -184,7 +211,57 @@ class Engine:
                                           target=init_target(self.world, self.init_settings))
             self.init_runner.recover()
 
+    def _start_replication(self) -> None:
+        simulated = self.registry_settings.get("kind", "sim") == "sim"
+        if self._own_registries:  # the simulated ones hold what the store says, as real ones would
+            self.registries = make_registries(self.registry_settings, self.world, self._sim_sleep, self._sim_clock)
+            if simulated:
+                fill_simulated(self.registries)
+        if not self.registries:
+            return
+        from cockpit.store.db import data_dir
+
+        self.replicator = Replicator(self.db, self.world, self.registries, fence=self.lease.fenced,
+                                     platform_now=self.platform_now, spool_dir=self.spool_dir or data_dir() / "spool",
+                                     sleep=self._sim_sleep if simulated else time.sleep, seed=self.world.seed,
+                                     simulated=simulated, clock=self._sim_clock if simulated else time.monotonic)
+        self.replicator.start()
+        hook = self.registry_settings.get("webhook")
+        if hook:
+            host, _, port = hook["listen"].rpartition(":")
+            token = os.environ.get(hook.get("token_env", "COCKPIT_WEBHOOK_TOKEN"), "")
+            try:
+                self.webhook = WebhookServer((host or "127.0.0.1", int(port)), token,
+                                             {r.name for r in self.world.registries}, self.replicator.on_push)
+                self.webhook.start()
+            except OSError as e:
+                self.last_error = f"webhook {hook['listen']}: {e.strerror}"
+                log.error("engine: %s", self.last_error)
+
+    def _sim_speed(self) -> float:
+        return max(self.clock.speed, 1e-3) if self.clock is not None and not self.clock.paused else 1.0
+
+    def _sim_sleep(self, seconds: float) -> None:
+        """Simulated transfers take platform time: at 60x, a minute's copy takes a second (and
+        while the platform clock is paused, they go at the pace of the wall clock)."""
+        time.sleep(seconds / self._sim_speed())
+
+    def _sim_clock(self) -> float:
+        """The clock simulated transfers are timed by: the wall clock run at the platform's speed.
+        Unlike the platform clock it never stands still, so a bandwidth cap never waits on it."""
+        with self._sim_lock:
+            now = time.monotonic()
+            self._sim_t += (now - self._sim_last) * self._sim_speed()
+            self._sim_last = now
+            return self._sim_t
+
     def _stop_workers(self) -> None:
+        if self.webhook is not None:
+            self.webhook.stop()
+            self.webhook = None
+        if self.replicator is not None:
+            self.replicator.stop()
+            self.replicator = None
         if self.drainer is not None:
             self.drainer.stop()
             self.drainer = None
@@ -390,6 +467,10 @@ class Engine:
                       max_instances=1, coalesce=True, next_run_time=first)
         sched.add_job(self._job_tasks, "interval", seconds=self.tick_s, id="tasks",
                       max_instances=1, coalesce=True, next_run_time=first)
+        for p in self.world.replication:  # cron triggers, in the world's time zone
+            if p.trigger == "cron":
+                sched.add_job(self._job_cron, CronTrigger.from_crontab(p.schedule, timezone=self.world.traffic.tz),
+                              args=[p.name], id=f"cron:{p.name}", max_instances=1, coalesce=True)
         # The queues work in their own threads; these jobs only nudge them to look for new work.
         sched.add_job(self._job_queues, "interval", seconds=1.0, id="queues",
                       max_instances=1, coalesce=True, next_run_time=first)
@@ -404,6 +485,25 @@ class Engine:
 
     async def _job_tasks(self) -> None:
         await asyncio.to_thread(self.run_tasks)
+
+    async def _job_cron(self, policy: str) -> None:
+        await asyncio.to_thread(self.replicate_on_schedule, policy)
+
+    def replicate_on_schedule(self, policy: str) -> None:
+        if not self.active:
+            return
+        try:
+            with self.lease.fenced():
+                queue(policy, "cron", f"cron:{policy}", self.platform_now(), self.real_clock())
+        except LeaseLost:
+            with self._lock:
+                self._lost()
+            return
+        except pw.PeeweeException as e:
+            self._failed(e)
+            return
+        if self.replicator is not None:
+            self.replicator.kick()
 
     async def _job_queues(self) -> None:
         if self.drainer is not None:

@@ -19,6 +19,7 @@ from cockpit.domain import ScopeStats, World
 from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
 from cockpit.engine.facade_hosts import HostsFacade
+from cockpit.engine.facade_registry import RegistryFacade
 from cockpit.engine.lease import current_holder
 from cockpit.store import records
 from cockpit.store.db import db_now
@@ -147,7 +148,7 @@ def _nothing_to_apply() -> str:
     raise ValueError("nothing to apply: no container of the plan fits")
 
 
-class Cockpit(HostsFacade):
+class Cockpit(HostsFacade, RegistryFacade):
     def __init__(
         self,
         cfg: Config,
@@ -379,7 +380,7 @@ class Cockpit(HostsFacade):
 
     def record_refusal(self, action_id: str, target: str = "") -> None:
         """An action refused before it was asked in full (a key pressed in read-only mode)."""
-        journal.audit(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target,
+        journal.audit(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target or "(a key pressed)",
                       details={"why": self.refusal(action_id)}, outcome="refused", platform_t=self.clock().t)
 
     def _act(self, action_id: str, target: str, details: dict, do: Callable[[], str]) -> Outcome:
@@ -388,7 +389,7 @@ class Cockpit(HostsFacade):
         common = dict(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target, details=details)
         if why:
             journal.audit(**common, outcome="refused", platform_t=platform_t)
-            return Outcome(False, why)
+            return Outcome(False, f"{ACTIONS[action_id].title}: {why}")
         try:
             with self.db.atomic():
                 message = do()

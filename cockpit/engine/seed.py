@@ -24,7 +24,9 @@ from cockpit.store.models import (
     EcsOrderRow,
     HostRow,
     LiveRow,
+    ManifestRow,
     MetricRow,
+    RegistryImageRow,
     PoolRow,
     ServiceRow,
     TaskRow,
@@ -139,6 +141,7 @@ def _write(db: pw.Database, world: World, digest: str, hosts, table, initial, re
         bulk_insert(ContainerRow, _first_containers(world, table, initial, addresses, start))
         ClockRow.insert(id=1, t=start, speed=1.0, paused=False, tick=0, real_t=db_now(db)).execute()
         _backfill(world, hosts, table.counts, start)
+        _registry_contents(world, start)
         set_meta("world_name", world.name)
         set_meta("world_digest", digest)
         set_meta("platform_version", "1")
@@ -157,6 +160,24 @@ def _first_containers(world: World, table, initial, addresses: list[str], start:
                             "name": container_name(init.service, 0, len(out) + 1), "state": "running",
                             "address": addresses[h], "ports": publish(s.ports, s.host_ports, taken[h])})
     return out
+
+
+def _registry_contents(world: World, start: float) -> None:
+    """On the simulated platform every registry starts with every image of the world, in sync,
+    but those its releases push later. (Real registries say what they hold when first asked.)"""
+    from cockpit.engine.registries import manifest_row, world_manifest
+
+    later = {r.image for r in world.releases}
+    manifests, rows = [], []
+    for image in world.images:
+        if image.ref in later:
+            continue
+        m = world_manifest(world, image.ref)
+        manifests.append(manifest_row(m))
+        rows += [{"registry": r.name, "repo": image.name, "tag": image.tag, "digest": m.digest, "since_t": start,
+                  "seen_real": start} for r in world.registries]
+    bulk_insert(ManifestRow, manifests)
+    bulk_insert(RegistryImageRow, rows)
 
 
 def _backfill(world: World, hosts, counts, start: float) -> None:

@@ -11,6 +11,7 @@ VIEWS: dict[str, tuple[str, str]] = {
     "plan": ("cockpit.screens.plan", "PlanScreen"),
     "ecs": ("cockpit.screens.ecs", "EcsScreen"),
     "costs": ("cockpit.screens.costs", "CostsScreen"),
+    "registry": ("cockpit.screens.registry", "RegistryScreen"),
     "events": ("cockpit.screens.events", "EventsScreen"),
     "audit": ("cockpit.screens.audit", "AuditScreen"),
 }

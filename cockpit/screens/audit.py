@@ -79,7 +79,7 @@ class AuditScreen(PolledView):
     @work(thread=True, exclusive=True, group="audit", exit_on_error=False)  # a store error: the header says so
     def load(self) -> None:
         new = self.cockpit_app.cockpit.audit_log(limit=KEEP, after_id=self._top_id)
-        self.app.call_from_thread(self._loaded, new)
+        self.on_loop(self._loaded, new)
 
     def _loaded(self, new: list[AuditView]) -> None:
         if self._loaded_once and not new:

@@ -153,11 +153,14 @@ class ViewScreen(Screen):
                         description=f"paint {self.VIEW}", exit_on_error=False)
 
     def _paint_worker(self, gen: int, state: Any) -> None:
-        result = self.compute(state)
+        self.on_loop(self._show_if_latest, gen, self.compute(state))
+
+    def on_loop(self, callback, *args, **kwargs) -> None:
+        """From a worker thread: run `callback` on the event loop, unless the app is closing."""
         try:
-            self.app.call_from_thread(self._show_if_latest, gen, result)
-        except RuntimeError:  # the app is closing
-            pass
+            self.app.call_from_thread(callback, *args, **kwargs)
+        except RuntimeError:  # the app is closing: nothing left to show it on
+            return
 
     def _show_if_latest(self, gen: int, result: Any) -> None:
         if gen == self._paint_latest and self.is_attached:

@@ -1,7 +1,8 @@
 """Asking before a change to the platform: `y` or Enter on Yes goes ahead, anything else backs out.
 
 The question stays on top and the answers at the bottom, always in view; a long summary wraps
-and scrolls between them.
+and scrolls between them. It answers once; keys typed after the answer go to the screen then on
+top (cockpit.screens.dialog).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from cockpit.screens.dialog import AnswerButton, Dialog
 
-class ConfirmScreen(ModalScreen[bool]):
+
+class ConfirmScreen(Dialog[bool]):
     CSS_PATH = "confirm.tcss"
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", show=False),
@@ -30,15 +32,15 @@ class ConfirmScreen(ModalScreen[bool]):
         with VerticalScroll(id="dialog"):
             yield Static(Text(self._title, style="bold"), id="title")
             with Horizontal(id="buttons"):
-                yield Button("No (n)", id="no", compact=True)
-                yield Button("Yes, do it (y)", id="yes", variant="warning", compact=True)
+                yield AnswerButton("No (n)", id="no", compact=True)
+                yield AnswerButton("Yes, do it (y)", id="yes", variant="warning", compact=True)
             yield Static(Text(self._body), id="body")
 
     def on_mount(self) -> None:
         self.set_focus(self.query_one("#no", Button))
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
+    def button_answer(self, button_id: str) -> bool:
+        return button_id == "yes"
 
     def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+        self.answer(yes)

@@ -82,7 +82,7 @@ class CostsScreen(ViewScreen):
     @work(thread=True, exclusive=True, group="costs", exit_on_error=False)  # a store error: the header says so
     def load(self) -> None:
         view = self.cockpit_app.cockpit.costs()
-        self.app.call_from_thread(self._loaded, view)
+        self.on_loop(self._loaded, view)
 
     def _loaded(self, view: CostsView) -> None:
         self._view = view

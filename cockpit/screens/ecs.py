@@ -79,7 +79,7 @@ class EcsScreen(PolledView):
     @work(thread=True, exclusive=True, group="ecs", exit_on_error=False)  # a store error: the header says so
     def load(self) -> None:
         orders = self.cockpit_app.cockpit.ecs_orders()
-        self.app.call_from_thread(self._loaded, orders)
+        self.on_loop(self._loaded, orders)
 
     def _loaded(self, orders: list[OrderView]) -> None:
         if orders == self._orders and self._loaded_once:
@@ -133,10 +133,10 @@ class EcsScreen(PolledView):
         try:
             templates = [t for _, t in sorted(self.cockpit_app.cockpit.catalog().templates.items()) if t.ecs]
         except Exception as e:  # a damaged or unreachable store: say so, keep the view
-            self.app.call_from_thread(self.notify, f"cannot read the templates: {type(e).__name__}: {e}",
+            self.on_loop(self.notify, f"cannot read the templates: {type(e).__name__}: {e}",
                                       severity="error")
             return
-        self.app.call_from_thread(self._order_form, templates)
+        self.on_loop(self._order_form, templates)
 
     def _order_form(self, templates: list[Template]) -> None:
         app = self.cockpit_app

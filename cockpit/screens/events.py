@@ -92,10 +92,7 @@ class EventsScreen(ViewScreen):
             new, error = self.cockpit_app.cockpit.events(after_id=after_id, limit=KEEP), None
         except Exception as e:  # a locked or damaged store: say so, keep what is shown
             new, error = [], f"{type(e).__name__}: {e}"
-        try:
-            self.app.call_from_thread(self._loaded, new, error)
-        except RuntimeError:  # the app is closing
-            pass
+        self.on_loop(self._loaded, new, error)
 
     def _loaded(self, new: list[EventView], error: str | None) -> None:
         self._reading = False

@@ -2,7 +2,8 @@
 
 It fits the terminal: the title stays on top and the buttons at the bottom, always in view,
 while the note and the fields between them scroll when there are more than the screen holds.
-Long labels and notes wrap rather than being cut.
+Long labels and notes wrap rather than being cut. It answers once, at Enter or a press of a
+button; keys typed after that go to the screen then on top (cockpit.screens.dialog).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from cockpit.screens.dialog import AnswerButton, Dialog
 from cockpit.widgets.form_fields import ChoiceInput, FieldInput, FieldScroll
 
 
@@ -28,7 +29,7 @@ class Field:
     placeholder: str = ""
 
 
-class FormScreen(ModalScreen[dict | None]):
+class FormScreen(Dialog[dict | None]):
     CSS_PATH = "form.tcss"
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
@@ -43,8 +44,8 @@ class FormScreen(ModalScreen[dict | None]):
         with FieldScroll(id="dialog"):
             yield Static(Text(self._title, style="bold"), id="title")
             with Horizontal(id="buttons"):
-                yield Button("Cancel (esc)", id="cancel", compact=True)
-                yield Button(self._submit, id="submit", variant="primary", compact=True)
+                yield AnswerButton("Cancel (esc)", id="cancel", compact=True)
+                yield AnswerButton(self._submit, id="submit", variant="primary", compact=True)
             if self._note:
                 yield Static(Text(self._note), id="note")
             for f in self._fields:
@@ -59,22 +60,17 @@ class FormScreen(ModalScreen[dict | None]):
         self.set_focus(first, scroll_visible=False)  # before the layout: it would scroll too far
         self.call_after_refresh(first.scroll_visible, animate=False)
 
-    def _values(self, submitted: Input.Submitted | None = None) -> dict:
-        """The fields' values; the one Enter was pressed in as it was then (keys typed after it
-        in a burst are not part of the answer)."""
+    def _values(self) -> dict:
+        """The fields' values, as the fields show them (a choice field's suggestion taken)."""
         for i in self.query(ChoiceInput):
-            i.accept()  # what the field shows is what is submitted
-        values = {f.id: self.query_one(f"#{f.id}", Input).value for f in self._fields}
-        if submitted is not None and submitted.input.id in values:
-            values[submitted.input.id] = submitted.value
-        return {k: v.strip() for k, v in values.items()}
+            i.accept()
+        return {f.id: self.query_one(f"#{f.id}", Input).value.strip() for f in self._fields}
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.dismiss(self._values(event))
+    def submit_field(self, field: Input) -> None:
+        self.answer(self._values())
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(self._values() if event.button.id == "submit" else None)
+    def button_answer(self, button_id: str) -> dict | None:
+        return self._values() if button_id == "submit" else None
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        self.answer(None)

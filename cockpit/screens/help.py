@@ -12,10 +12,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.keys import format_key
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from cockpit.screens.base import ViewScreen
+from cockpit.screens.dialog import Dialog
 from cockpit.widgets.form_fields import FieldRow, FieldScroll
 from cockpit.widgets.live_table import LiveTable
 
@@ -46,7 +46,7 @@ def keys_of(binding: Binding, keymap: dict[str, str]) -> str:
     return ", ".join(key_label(k) for k in keys.split(","))
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     CSS_PATH = "help.tcss"
     BINDINGS = [
         Binding("escape,question_mark,q", "dismiss_help", "Close", show=False),
@@ -115,7 +115,7 @@ class HelpScreen(ModalScreen[None]):
          "end": scroll.scroll_end}[where](animate=False)
 
     def action_dismiss_help(self) -> None:
-        self.dismiss(None)
+        self.answer(None)
 
 
 def _row(keys: str, what: str, ident: str | None, refused: bool = False) -> Row:

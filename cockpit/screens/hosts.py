@@ -283,12 +283,15 @@ class HostsScreen(ViewScreen):
     CSS_PATH = "hosts.tcss"
     AUTO_FOCUS = "#hosts"
 
+    # The keys that open a form or the describe pane are priority keys: they act as the app reads
+    # them, so the keys typed right after them (a burst over a slow link) land in what they
+    # opened, not in the table. (An Input's own characters are never taken by them.)
     BINDINGS = [
-        Binding("d", "describe", "Describe", id="hosts.describe"),
+        Binding("d", "describe", "Describe", id="hosts.describe", priority=True),
         Binding("s", "sort", "Sort", id="hosts.sort"),
-        Binding("m", "move", "Move", id="hosts.move"),
-        Binding("b", "borrow", "Borrow from shared", id="hosts.borrow", show=False),
-        Binding("B", "give_back", "Give back to shared", id="hosts.give_back", show=False),
+        Binding("m", "move", "Move", id="hosts.move", priority=True),
+        Binding("b", "borrow", "Borrow from shared", id="hosts.borrow", show=False, priority=True),
+        Binding("B", "give_back", "Give back to shared", id="hosts.give_back", show=False, priority=True),
         Binding("r", "retry_init", "Retry initialisation", id="hosts.retry_init", show=False),
         Binding("n", "renew", "Renew a month", id="hosts.renew", show=False),
         Binding("ctrl+d", "release", "Release cloud host", id="hosts.release", show=False),
@@ -343,23 +346,21 @@ class HostsScreen(ViewScreen):
         self._loading = True
         self._checked = time.monotonic()
         data = self._data
-        self._read(force, data, Paint(data, self.query_text.strip(), self._sort) if data else None)
+        self._read(self.cockpit_app.cockpit, force, data,
+                   Paint(data, self.query_text.strip(), self._sort) if data else None)
 
     @work(thread=True, group="hosts-read", exit_on_error=False, description="read the hosts")
-    def _read(self, force: bool, previous: HostsData | None, paint: Paint | None) -> None:
+    def _read(self, c: Cockpit, force: bool, previous: HostsData | None, paint: Paint | None) -> None:
         result: tuple[HostsData, Shown] | None = None
         error = None
         try:
-            data = read_hosts(self.cockpit_app.cockpit, force, previous)
+            data = read_hosts(c, force, previous)
             if data is not None:
                 query, sort = (paint.query, paint.sort) if paint else ("", "name")
                 result = (data, compute_rows(Paint(data, query, sort)))
         except Exception as e:  # a locked or damaged store: say so, keep what is shown
             error = f"{type(e).__name__}: {e}"
-        try:
-            self.app.call_from_thread(self._read_done, result, error)
-        except RuntimeError:  # the app is closing
-            pass
+        self.on_loop(self._read_done, result, error)
 
     def _read_done(self, result: tuple[HostsData, Shown] | None, error: str | None) -> None:
         self._loading = False
@@ -460,22 +461,23 @@ class HostsScreen(ViewScreen):
         pane = self.query_one(HostDescribe)
         pane.reading(host)
         self.add_class("-describing")
-        self.call_after_refresh(pane.focus)  # once it is shown: a hidden widget takes no focus
+        self.set_focus(pane, scroll_visible=False)  # now: the keys typed right after `d` scroll it
         self._read_detail(host)
 
-    @work(thread=True, group="hosts-describe", exit_on_error=False, description="read a host in full")
     def _read_detail(self, host: str) -> None:
-        c = self.cockpit_app.cockpit
-        pane = self.query_one(HostDescribe)
+        """Read `host` in full for the pane: the pane and the facade are looked up here, on the
+        event loop; the thread only reads the store."""
+        self._read_detail_in_thread(host, self.query_one(HostDescribe), self.cockpit_app.cockpit)
+
+    @work(thread=True, group="hosts-describe", exit_on_error=False, description="read a host in full")
+    def _read_detail_in_thread(self, host: str, pane: HostDescribe, c: Cockpit) -> None:
         try:
             detail = c.host_detail(host)
         except Exception as e:  # a locked or damaged store: the pane says so
-            self.app.call_from_thread(pane.show_failure, host, f"{type(e).__name__}: {e}")
+            self.on_loop(pane.show_failure, host, f"{type(e).__name__}: {e}")
             return
-        try:
-            self.app.call_from_thread(pane.show_detail, host, detail, c.world.traffic.tz)
-        except RuntimeError:  # the app is closing
-            pass
+        self.on_loop(pane.show_detail, host, detail, c.world.traffic.tz)
+
 
     def on_host_describe_close(self, message: HostDescribe.Close) -> None:
         self._close_describe()
@@ -503,11 +505,30 @@ class HostsScreen(ViewScreen):
                   "renew": "host.renew", "release": "host.release"}
 
     def _selected_host(self) -> HostView | None:
+        """The host the user is on, in what is in view: the one described, else the selected row
+        of the Hosts tab, or the host of the selected move on the Moves tab. The Pools tab has no
+        host selected (a row of the Hosts tab out of view is not what the user is looking at)."""
         if self._data is None:
             return None
-        described = self.query_one(HostDescribe).host
-        key = described or self.query_one("#hosts", LiveTable).current_key()
+        key = self.query_one(HostDescribe).host
+        if key is None and self._tab() == "tab-hosts":
+            key = self.query_one("#hosts", LiveTable).current_key()
+        elif key is None and self._tab() == "tab-moves":
+            move = self.query_one("#moves", LiveTable).current_key()
+            key = self._data.moved_hosts.get(move) if move else None
         return self._data.hosts.get(key) if key else None
+
+    def _host_for(self, what: str, fits) -> HostView | None:
+        """The selected host, if `fits(host)`; else say what to select, and where, in place."""
+        h = self._selected_host()
+        if h is None:
+            where = "the Pools tab has no host selected: " if self._tab() == "tab-pools" else ""
+            self.notify(f"{where}select {what} on the Hosts tab", severity="warning")
+            return None
+        if not fits(h):
+            self.notify(f"{h.name} is not {what}: select one", severity="warning")
+            return None
+        return h
 
     def _selected_pool(self) -> tuple[str, str] | None:
         key = self.query_one("#pools", LiveTable).current_key()
@@ -517,12 +538,14 @@ class HostsScreen(ViewScreen):
         return tuple(p.name for p in self.cockpit_app.cockpit.world.pools)
 
     def action_move(self) -> None:
-        h = self._selected_host() if self._tab() == "tab-hosts" else None
+        h = self._selected_host()
+        sel = self._selected_pool() if self._tab() == "tab-pools" else None
+        pool, idc = (h.pool, h.idc) if h else (sel if sel else ("", ""))
         app = self.cockpit_app
         fields = [Field("to_pool", "To pool", app.cockpit.world.shared_pool.name, self._pool_names()),
                   Field("hosts", "Hosts (comma-separated; empty: pick from a pool)", h.name if h else ""),
-                  Field("from_pool", "…or from pool", h.pool if h else "", self._pool_names()),
-                  Field("idc", "in IDC", h.idc if h else ""), Field("count", "how many", "")]
+                  Field("from_pool", "…or from pool", pool, self._pool_names()),
+                  Field("idc", "in IDC", idc), Field("count", "how many", "")]
 
         def chosen(v: dict | None) -> None:
             if v is None:
@@ -573,26 +596,23 @@ class HostsScreen(ViewScreen):
         self._shared_move(borrow=False)
 
     def action_retry_init(self) -> None:
-        h = self._selected_host()
-        if h is None or h.status not in ("failed", "timed_out"):
-            self.notify("select a host whose initialisation failed", severity="warning")
+        h = self._host_for("a host whose initialisation failed", lambda h: h.status in ("failed", "timed_out"))
+        if h is None:
             return
         app = self.cockpit_app
         app.perform("init.retry", f"initialise {h.name} again", lambda: app.cockpit.retry_init([h.name]))
 
     def action_renew(self) -> None:
-        h = self._selected_host()
-        if h is None or h.charge_type not in ("monthly", "yearly"):
-            self.notify("select a prepaid (monthly or yearly) cloud host", severity="warning")
+        h = self._host_for("a prepaid (monthly or yearly) cloud host", lambda h: h.charge_type in ("monthly", "yearly"))
+        if h is None:
             return
         app = self.cockpit_app
         app.perform("host.renew", f"Renew {h.name} ({h.charge_type}) for 1 month.",
                     lambda: app.cockpit.renew_hosts([h.name], 1))
 
     def action_release(self) -> None:
-        h = self._selected_host()
-        if h is None or h.source != "ecs":
-            self.notify("select a cloud (ECS) host", severity="warning")
+        h = self._host_for("a cloud (ECS) host", lambda h: h.source == "ecs")
+        if h is None:
             return
         app = self.cockpit_app
         app.perform("host.release", f"Release {h.name}: its {h.containers} containers are re-placed in {h.pool}, "

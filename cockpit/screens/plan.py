@@ -17,17 +17,16 @@ from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Input, Label, Static, TabbedContent, TabPane
 
 from cockpit.cli_text import COMPARE, need_text
-from cockpit.engine.facade import Snapshot
+from cockpit.engine.facade import Cockpit, Snapshot
 from cockpit.screens.base import ViewScreen
 from cockpit.widgets.filter_bar import matches
 from cockpit.widgets.form_fields import ChoiceInput, FieldInput, FieldRow
-from cockpit.widgets.heatmap import HeatMap, legend
+from cockpit.widgets.heatmap import HeatMap, HeatScroll, legend
 from cockpit.widgets.live_table import Column, LiveTable
 
 STRATEGY_NAMES = ["spread", "binpack", "random", "custom"]
@@ -184,7 +183,7 @@ class PlanScreen(ViewScreen):
                     id="placements",
                 )
             with TabPane("Heat map", id="tab-heat"):
-                with VerticalScroll(id="heat-scroll"):
+                with HeatScroll(id="heat-scroll"):
                     yield Static(legend(self.app.no_color), id="legend")
                     yield HeatMap(id="heat")
             with TabPane("Compare", id="tab-compare"):
@@ -192,22 +191,25 @@ class PlanScreen(ViewScreen):
                                 id="compare")
             with TabPane("Dependencies", id="tab-deps"):
                 yield LiveTable(
-                    [Column("Service", "svc", 9), Column("Count", "count", 5), Column("Via", "via", 9, drop=1),
+                    # the chain of dependencies is the longest cell: it takes the width left
+                    [Column("Service", "svc", 9), Column("Count", "count", 5), Column("Via", "via", None, drop=1),
                      Column("Placed", "placed", 6), Column("Left", "left", 5), Column("Hosts", "hosts", 5, drop=2),
-                     Column("Needs", "needs", None)],
+                     Column("Needs", "needs", 22, drop=3)],
                     id="deps",
                 )
 
     def on_mount(self) -> None:
-        self._load_targets()
+        self._load_targets(self.cockpit_app.cockpit)
 
     @work(thread=True, group="targets", exit_on_error=False)
-    def _load_targets(self) -> None:
-        targets = self.cockpit_app.cockpit.plan_targets()  # a store read: off the event loop
-        self.app.call_from_thread(self._set_targets, targets)
+    def _load_targets(self, cockpit: Cockpit) -> None:
+        targets = cockpit.plan_targets()  # a store read: off the event loop
+        self.on_loop(self._set_targets, targets)
+
 
     def _set_targets(self, targets: list[str]) -> None:
-        self.query_one("#target", ChoiceInput).set_choices(targets)
+        if self.is_attached:  # not left meanwhile
+            self.query_one("#target", ChoiceInput).set_choices(targets)
 
     def on_key(self, event: events.Key) -> None:
         """Keys typed while the view is still opening (nothing has the focus yet) go into the
@@ -262,13 +264,13 @@ class PlanScreen(ViewScreen):
         try:
             p = cockpit.preview(cockpit.whatif(**fields))
         except WhatIfError as e:
-            self.app.call_from_thread(self._failed, gen, str(e))
+            self.on_loop(self._failed, gen, str(e))
             return
         except Exception as e:  # the store went away, say: in place, in one line, not "planning…" forever
-            self.app.call_from_thread(self._failed, gen, f"cannot preview: {type(e).__name__}: {e}")
+            self.on_loop(self._failed, gen, f"cannot preview: {type(e).__name__}: {e}")
             return
         shown = Shown(p, placement_rows(p), p.heat(), dependency_rows(p))
-        self.app.call_from_thread(self._show_preview, gen, shown)
+        self.on_loop(self._show_preview, gen, shown)
 
     def _failed(self, gen: int, why: str) -> None:
         if gen == self._gen["preview"]:
@@ -378,12 +380,12 @@ class PlanScreen(ViewScreen):
         try:
             previews = cockpit.compare(request if request is not None else cockpit.whatif(**fields))
         except WhatIfError as e:
-            self.app.call_from_thread(self._compare_failed, gen, str(e))
+            self.on_loop(self._compare_failed, gen, str(e))
             return
         except Exception as e:  # as for the preview
-            self.app.call_from_thread(self._compare_failed, gen, f"cannot compare: {type(e).__name__}: {e}")
+            self.on_loop(self._compare_failed, gen, f"cannot compare: {type(e).__name__}: {e}")
             return
-        self.app.call_from_thread(self._show_compare, gen, previews, compare_rows(previews))
+        self.on_loop(self._show_compare, gen, previews, compare_rows(previews))
 
     def _compare_failed(self, gen: int, why: str) -> None:
         if gen == self._gen["compare"]:
@@ -409,7 +411,7 @@ class PlanScreen(ViewScreen):
         def do():
             outcome = self.cockpit_app.cockpit.apply_plan(p)
             if outcome.task is not None:
-                self.app.call_from_thread(self._track, outcome.task)
+                self.on_loop(self._track, outcome.task)
             return outcome
 
         self.cockpit_app.perform("plan.apply", body, do)
@@ -438,7 +440,7 @@ class PlanScreen(ViewScreen):
             text = f"task {t.id} failed: {t.reason}"
         else:
             text = f"task {t.id} {t.state}"
-        self.app.call_from_thread(self._task_state, task_id, text, t.state in ("done", "failed"))
+        self.on_loop(self._task_state, task_id, text, t.state in ("done", "failed"))
 
     def _task_state(self, task_id: int, text: str, final: bool) -> None:
         if task_id != self._task_id:
@@ -466,6 +468,6 @@ class PlanScreen(ViewScreen):
         try:
             path.write_text(text)
         except OSError as e:
-            self.app.call_from_thread(self.notify, f"cannot write {path}: {e.strerror}", severity="error")
+            self.on_loop(self.notify, f"cannot write {path}: {e.strerror}", severity="error")
             return
-        self.app.call_from_thread(self.notify, f"plan written to {path}")
+        self.on_loop(self.notify, f"plan written to {path}")

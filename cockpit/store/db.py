@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
@@ -65,8 +65,15 @@ def _v4_addresses_and_calls(db: pw.Database, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_index("container", ("name",), True))
 
 
+def _v5_registries(db: pw.Database, migrator: SchemaMigrator) -> None:
+    from cockpit.store.models import ManifestRow, RegistryHealthRow, RegistryImageRow, ReplicationRow, ReplicationTaskRow
+
+    db.create_tables([RegistryImageRow, ManifestRow, ReplicationRow, ReplicationTaskRow, RegistryHealthRow])
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
-MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls}
+MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls,
+                                    5: _v5_registries}
 
 
 def data_dir() -> Path:

@@ -324,6 +324,96 @@ class CallRow(Base):
         table_name = "call"
 
 
+class RegistryImageRow(Base):
+    """What a registry holds, as Cockpit last saw it: a tag and its manifest's digest (schema 5)."""
+
+    registry = pw.CharField()
+    repo = pw.CharField()
+    tag = pw.CharField()
+    digest = pw.CharField()
+    since_t = pw.DoubleField()  # platform time the tag got this digest here (the lag counts from it)
+    seen_real = pw.DoubleField()
+
+    class Meta:
+        table_name = "registry_image"
+        indexes = ((("registry", "repo", "tag"), True),)
+
+
+class ManifestRow(Base):
+    """A manifest's blobs, so an image's layers show without asking its registry (schema 5)."""
+
+    digest = pw.CharField(primary_key=True)
+    media_type = pw.CharField()
+    body = pw.TextField()  # the manifest as the registry holds it (its digest is of these bytes)
+    blobs = JSONField(default=list)  # [[digest, size], ...]: config first, then the layers
+    children = JSONField(default=list)  # an index: the digests of its manifests
+
+    class Meta:
+        table_name = "manifest"
+
+
+class ReplicationRow(Base):
+    """One execution of a replication policy (schema 5)."""
+
+    policy = pw.CharField(index=True)
+    trigger = pw.CharField()  # manual | cron | event
+    scope = JSONField(null=True)  # [[repo, tag], ...] when an event names the images; else every image
+    state = pw.CharField(index=True)  # pending | running | succeeded | failed | stopped
+    actor = pw.CharField()
+    stop_requested = pw.BooleanField(default=False)
+    tasks_total = pw.IntegerField(default=0)
+    tasks_done = pw.IntegerField(default=0)
+    tasks_failed = pw.IntegerField(default=0)
+    tasks_conflict = pw.IntegerField(default=0)
+    bytes_needed = pw.BigIntegerField(default=0)
+    bytes_moved = pw.BigIntegerField(default=0)
+    error = pw.TextField(null=True)
+    created_t = pw.DoubleField()
+    real_created = pw.DoubleField()
+    real_started = pw.DoubleField(null=True)
+    real_finished = pw.DoubleField(null=True)
+
+    class Meta:
+        table_name = "replication"
+
+
+class ReplicationTaskRow(Base):
+    """One image to one destination within an execution (schema 5)."""
+
+    execution = pw.IntegerField(index=True)
+    repo = pw.CharField()
+    tag = pw.CharField()
+    source = pw.CharField()
+    destination = pw.CharField()
+    digest = pw.CharField()  # the source's ("" for a deletion)
+    found = pw.CharField(null=True)  # what the destination held when planned
+    action = pw.CharField()  # copy | overwrite | delete | conflict
+    state = pw.CharField(index=True)  # pending | running | succeeded | failed | stopped | conflict
+    bytes_needed = pw.BigIntegerField(default=0)
+    bytes_moved = pw.BigIntegerField(default=0)
+    error = pw.TextField(null=True)
+    attempts = pw.IntegerField(default=0)
+    not_before_real = pw.DoubleField(default=0.0)
+    real_started = pw.DoubleField(null=True)
+    real_finished = pw.DoubleField(null=True)
+
+    class Meta:
+        table_name = "replication_task"
+
+
+class RegistryHealthRow(Base):
+    """Each registry's last answer to a ping (schema 5)."""
+
+    registry = pw.CharField(primary_key=True)
+    ok = pw.BooleanField()
+    error = pw.TextField(null=True)
+    latency_ms = pw.DoubleField(null=True)
+    checked_real = pw.DoubleField()
+
+    class Meta:
+        table_name = "registry_health"
+
+
 ALL_MODELS = [
     Meta,
     PoolRow,
@@ -342,4 +432,9 @@ ALL_MODELS = [
     EcsCallRow,
     PoolMoveRow,
     CallRow,
+    RegistryImageRow,
+    ManifestRow,
+    ReplicationRow,
+    ReplicationTaskRow,
+    RegistryHealthRow,
 ]

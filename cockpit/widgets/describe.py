@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from cockpit.engine.facade_hosts import ContainerView, HostDetail
+from cockpit.widgets.scroll_keys import scroll_bindings
 
 LEVEL_STYLE = {"warn": "yellow", "error": "bold red"}
 INIT_STYLE = {"ready": "green", "pending": "yellow", "initialising": "yellow", "failed": "bold red",
@@ -91,14 +92,12 @@ def describe(d: HostDetail, tz: tzinfo) -> RenderableType:
 
 
 class HostDescribe(VerticalScroll, can_focus=True):
-    """Scrolls with the usual keys; enter asks to close (esc goes through the screen)."""
+    """Scrolls with the keys every table moves with; enter asks to close (esc goes through the
+    screen)."""
 
     BINDINGS = [
-        Binding("enter", "close", "Close"),
-        Binding("j", "scroll_down", "Down", show=False),
-        Binding("k", "scroll_up", "Up", show=False),
-        Binding("g", "scroll_home", "Top", show=False),
-        Binding("G", "scroll_end", "Bottom", show=False),
+        Binding("enter", "close", "Close", id="describe.close"),
+        *scroll_bindings(),
     ]
 
     class Close(Message):

@@ -24,8 +24,11 @@ class FilterBar(Input):
         super().__init__(placeholder="filter: words that must all appear (esc clears)", id="filter")
 
     def open(self) -> None:
+        """Show the bar and give it the focus now, not after a refresh: the keys typed right after
+        `/` (in the same burst over a slow link) are handed on as the app reads them, and must
+        come here rather than to the table."""
         self.add_class("-shown")
-        self.focus()
+        self.screen.set_focus(self, scroll_visible=False)
 
     def close(self, clear: bool) -> None:
         if clear and self.value:

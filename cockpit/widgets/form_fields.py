@@ -2,7 +2,9 @@
 
 - `ChoiceInput`: the grey suggestion it shows is exactly what Enter (or leaving the field) takes,
   computed the same way for both, so "b" showing "binpack" submits "binpack", never "b".
-- `FieldInput`: its editing keys and Enter act in the order typed, even in a burst.
+- `FieldInput`: its editing keys and Enter act in the order typed, even in a burst. In a dialog
+  (cockpit.screens.dialog), Enter answers the dialog at once, and keys that reach the field after
+  the answer go on to the screen then on top.
 - `FieldRow` / `FieldScroll`: containers whose tab and shift+tab are priority keys. A priority key
   moves the focus as the app reads it, before the next key is handed to a widget; a plain tab
   moves it only when the field gets to it, so keys typed quickly after a tab would still land in
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from textual import events
 from textual.binding import Binding
@@ -72,13 +75,30 @@ class FieldInput(Input):
 
     EDITING_KEYS = _editing_keys()
 
+    def dialog(self) -> Any | None:
+        """The dialog the field is in (a screen with `submit_field` and `hand_on`), if any. Found
+        through the field's ancestors: it may have left the screen stack already."""
+        return next((n for n in self.ancestors_with_self if hasattr(n, "submit_field")), None)
+
     async def _on_key(self, event: events.Key) -> None:
+        dialog = self.dialog()
+        if dialog is not None and dialog.hand_on(event):
+            return  # typed after the dialog answered: it went on to the screen now on top
         action = self.EDITING_KEYS.get(event.key)
         if action is None or event.is_printable:
             return  # Textual goes on to Input's own handler (it calls each class's in turn)
         event.stop()
         event.prevent_default()
         await self.run_action(action)
+
+    async def action_submit(self) -> None:
+        """Enter. In a dialog it answers now, with the fields as they are: the keys typed after
+        Enter are not part of the answer (a Submitted message would arrive after them)."""
+        dialog = self.dialog()
+        if dialog is not None:
+            dialog.submit_field(self)
+            return
+        await super().action_submit()
 
 
 class ChoiceInput(FieldInput):

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
+from textual.containers import VerticalScroll
 from textual.widgets import Static
+
+from cockpit.widgets.scroll_keys import scroll_bindings
 
 LEVELS = [(0.5, "#2e7d32"), (0.7, "#9e9d24"), (0.85, "#ef6c00"), (0.95, "#c62828"), (9.0, "#6a1b9a")]
 SHADES = " ░▒▓█"
@@ -61,3 +64,9 @@ class HeatMap(Static):
 
     def _draw(self) -> None:
         self.update(render(self._cells, self.size.width or 76, self.app.no_color))
+
+
+class HeatScroll(VerticalScroll):
+    """The heat map's pane: it scrolls with the keys every table moves with (j/k, g/G...)."""
+
+    BINDINGS = scroll_bindings()

@@ -127,7 +127,9 @@ class LiveTable(ScrollView, can_focus=True):
         return self._cells.get(key)
 
     def sync(self, rows: Sequence[tuple[str, Sequence[Cell]]]) -> None:
-        """Show exactly `rows` (key, cells), in order. The cursor stays on its row's key."""
+        """Show exactly `rows` (key, cells), in order. The cursor stays on its row's key; when
+        that row is gone (filtered out, removed) it goes to the first row, not to whatever row
+        happens to take the old index."""
         current = self.current_key()
         keys = [k for k, _ in rows]
         cells = {k: tuple(c) for k, c in rows}
@@ -137,8 +139,7 @@ class LiveTable(ScrollView, can_focus=True):
         self._cells = cells
         self._index = {k: i for i, k in enumerate(keys)}
         self._strips = {k: v for k, v in self._strips.items() if k in cells and cells[k] == v[0]}
-        if current is not None and current in self._index:
-            self._cursor = self._index[current]
+        self._cursor = self._index.get(current, 0) if current is not None else 0
         self._cursor = max(0, min(self._cursor, len(keys) - 1))
         self.virtual_size = Size(self._width(), len(keys) + 1)
         self._scroll_to_cursor()

@@ -1,0 +1,574 @@
+"""Replication executions: a policy's images copied from its source to its destinations, moving
+only what is missing.
+
+An execution is planned once (outside any transaction: it asks the registries what they hold)
+into tasks, one per image and destination, written in a fenced transaction. Tasks then run with
+the policy's concurrency: for each blob, HEAD at the destination first, mount it when the
+destination holds it in another repository, else fetch it from the source (once per execution,
+however many images share it: a spool on disk, kept for the next executions down a hierarchy
+and bounded in size), check its digest, and push it; the manifests
+last, and the tag only if the destination still holds what it held when planned (otherwise a
+conflict, left alone). Answers are recorded in fenced transactions. An engine that dies part-way
+is replaced by one that runs the unfinished tasks again: every blob already there is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import peewee as pw
+
+from cockpit.backends.base import Manifest, Registry, RegistryError, Spooled
+from cockpit.core.images import blobs_of
+from cockpit.core.replication import Step, allowed, plan
+from cockpit.domain import World
+from cockpit.engine import journal
+from cockpit.engine.lease import LeaseLost
+from cockpit.engine.registries import manifest_row
+from cockpit.store.db import get_meta, set_meta
+from cockpit.store.models import ManifestRow, RegistryHealthRow, RegistryImageRow, ReplicationRow, ReplicationTaskRow
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 5  # tries of a task whose registry may come back (a cut connection, a 5xx)
+HEALTH_S = 5.0  # how often the registries are pinged
+SCAN_S = 60.0  # how often real registries are asked what they hold
+FINAL = ("succeeded", "failed", "stopped", "conflict")
+SPOOL_MAX_BYTES = 2 << 30  # verified blobs kept for the next executions; the least recently used go first
+
+
+class Stopped(Exception):
+    """The execution was asked to stop."""
+
+
+class TokenBucket:
+    """A bandwidth cap shared by an execution's transfers (bytes a second)."""
+
+    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep, clock=time.monotonic):
+        self.rate, self.sleep, self.clock = rate, sleep, clock
+        self._lock = threading.Lock()
+        self._free_at = clock()
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            start = max(self._free_at, self.clock())
+            self._free_at = start + n / self.rate
+            wait = start - self.clock()
+        if wait > 0:
+            self.sleep(wait)
+
+
+@dataclass
+class _Run:
+    """What one execution shares among its transfers."""
+
+    id: int
+    spool: Path
+    limiter: TokenBucket | None
+    fetched: dict[str, Spooled] = field(default_factory=dict)
+    fetching: dict[str, threading.Lock] = field(default_factory=dict)
+    pushing: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
+    placed: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (destination, blob) -> repositories
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Replicator:
+    def __init__(self, db: pw.Database, world: World, registries: dict[str, Registry], *,
+                 fence: Callable[[], AbstractContextManager] | None = None,
+                 platform_now: Callable[[], float] = time.time, real_clock: Callable[[], float] = time.time,
+                 spool_dir: str | Path, sleep: Callable[[float], None] = time.sleep, seed: int = 0,
+                 simulated: bool = False, clock: Callable[[], float] = time.monotonic,
+                 max_attempts: int = MAX_ATTEMPTS, backoff_s: float = 2.0, spool_max_bytes: int = SPOOL_MAX_BYTES):
+        """`simulated`: the registries are the simulation's, and the world's releases happen in them.
+        `sleep` and `clock` time the bandwidth cap (the platform's, for simulated transfers)."""
+        self.db = db
+        self.world = world
+        self.registries = registries
+        self.fence = fence or db.atomic
+        self.platform_now = platform_now
+        self.real_clock = real_clock
+        self.spool_dir = Path(spool_dir)
+        self.spool_max_bytes = spool_max_bytes
+        self.sleep = sleep
+        self.policies = {p.name: p for p in world.replication}
+        self._rng = random.Random(seed)
+        self.simulated = simulated
+        self.clock = clock
+        self.max_attempts, self.backoff_s = max_attempts, backoff_s
+        self._health_at = 0.0
+        self._scan_at = 0.0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- the thread -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self.recover()
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="replicator", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.upkeep()
+                worked = self.run_once()
+            except LeaseLost:
+                log.warning("replicator stopped: the engine lease is gone")
+                return
+            except Exception:  # noqa: BLE001 - the replicator must not die silently in a thread
+                log.exception("replicator")
+                worked = False
+            if not worked:
+                self._wake.wait(timeout=1.0)
+                self._wake.clear()
+
+    def recover(self) -> None:
+        """Tasks an engine left running run again (their blobs already there are skipped); back-offs
+        timed by another host's clock are over."""
+        with self.fence():
+            ReplicationTaskRow.update(state="pending", not_before_real=0.0).where(
+                ReplicationTaskRow.state.in_(("running", "pending"))).execute()
+
+    # --- upkeep: health, the simulated platform's releases, pushes ------------------------------------
+
+    def upkeep(self) -> None:
+        """Every few seconds: ping the registries; on the simulated platform, push what its world
+        releases at this platform time; real registries are asked what they hold now and then."""
+        now = self.real_clock()
+        if now - self._health_at >= HEALTH_S:
+            self._health_at = now
+            self._health()
+        if self.simulated:
+            self._releases()
+        elif now - self._scan_at >= SCAN_S:
+            self._scan_at = now
+            self.scan()
+
+    def scan(self) -> None:
+        """What each real registry holds, every tag of every repository, replaces what the store
+        said (the matrix then shows the registries as they are, whatever changed them)."""
+        for name, reg in self.registries.items():
+            try:
+                held = {}
+                for repo in reg.catalog():  # outside any transaction
+                    for tag in reg.tags(repo):
+                        m = reg.manifest(repo, tag)
+                        if m is not None:
+                            held[(repo, tag)] = m
+            except RegistryError as e:
+                log.info("scan of %s: %s", name, e)
+                continue
+            now_t, now_real = self.platform_now(), self.real_clock()
+            with self.fence():
+                for (repo, tag), m in held.items():
+                    ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
+                    _saw(name, repo, tag, m.digest, now_t, now_real)
+                for row in RegistryImageRow.select().where(RegistryImageRow.registry == name):
+                    if (row.repo, row.tag) not in held:
+                        RegistryImageRow.delete().where(RegistryImageRow.id == row.id).execute()
+
+    def _health(self) -> None:
+        answers = []
+        for name, reg in self.registries.items():  # outside any transaction
+            start = time.monotonic()
+            try:
+                reg.ping()
+                answers.append((name, True, None, (time.monotonic() - start) * 1000))
+            except RegistryError as e:
+                answers.append((name, False, f"{e.code}: {e.message}", None))
+        now = self.real_clock()
+        with self.fence():
+            for name, ok, error, ms in answers:
+                RegistryHealthRow.insert(registry=name, ok=ok, error=error, latency_ms=ms, checked_real=now).on_conflict(
+                    conflict_target=[RegistryHealthRow.registry],
+                    update={RegistryHealthRow.ok: ok, RegistryHealthRow.error: error,
+                            RegistryHealthRow.latency_ms: ms, RegistryHealthRow.checked_real: now}).execute()
+
+    def _releases(self) -> None:
+        """The world's releases whose time has come: the image appears in its registry, as a push."""
+        now_t = self.platform_now()
+        done_t = float(get_meta("releases_t") or self.world.start.timestamp())
+        due = [r for r in self.world.releases if done_t < r.at.timestamp() <= now_t]
+        if not due and done_t >= now_t:
+            return
+        from cockpit.engine.registries import world_manifest
+
+        pushed = []
+        for r in due:  # the simulated registries: in memory, outside any transaction
+            m = world_manifest(self.world, r.image, r.variant)
+            self.registries[r.registry].hold(r.repo, r.tag, m)  # a push from elsewhere: not over our links
+            pushed.append((r, m))
+        with self.fence():
+            for r, m in pushed:
+                repo, tag = r.image.rsplit(":", 1)
+                ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
+                _saw(r.registry, repo, tag, m.digest, r.at.timestamp(), self.real_clock())
+                journal.event(r.at.timestamp(), "info", "registry", r.registry,
+                              f"{r.image} pushed to {r.registry}" + (f" ({r.variant})" if r.variant else ""))
+                self._on_push(r.registry, repo, tag, r.at.timestamp())
+            set_meta("releases_t", str(now_t))
+        if pushed:
+            self.kick()
+
+    def on_push(self, registry: str, repo: str, tag: str) -> int:
+        """A registry says an image was pushed (its notification, at the webhook): the policies
+        triggered by events from it replicate that image. The number of executions queued."""
+        with self.fence():
+            n = self._on_push(registry, repo, tag, self.platform_now())
+        self.kick()
+        return n
+
+    def _on_push(self, registry: str, repo: str, tag: str, t: float) -> int:
+        n = 0
+        for p in self.world.replication:
+            if (p.source == registry and p.trigger == "event" and allowed(repo, p.repositories.include, p.repositories.exclude)
+                    and allowed(tag, p.tags.include, p.tags.exclude)):
+                queue(p.name, "event", f"push:{registry}", t, self.real_clock(), [(repo, tag)])
+                n += 1
+        return n
+
+    # --- executions --------------------------------------------------------------------------------
+
+    def run_once(self) -> bool:
+        """Carry the oldest open execution forward. True when there was one to work on."""
+        ex = (ReplicationRow.select().where(ReplicationRow.state.in_(("pending", "running")))
+              .order_by(ReplicationRow.id).first())
+        if ex is None:
+            return False
+        if ex.stop_requested:
+            self._finish(ex.id)
+            return True
+        if ex.state == "pending":
+            if not self._plan(ex):
+                return True
+        self._work(ex)
+        if not self._open(ex.id):
+            self._finish(ex.id)
+        return True
+
+    def _open(self, ex_id: int) -> bool:
+        return ReplicationTaskRow.select().where((ReplicationTaskRow.execution == ex_id)
+                                                 & ReplicationTaskRow.state.in_(("pending", "running"))).exists()
+
+    def _plan(self, ex: ReplicationRow) -> bool:
+        """Ask the registries what they hold and write the tasks. False when it could not be planned."""
+        policy = self.policies.get(ex.policy)
+        if policy is None:
+            self._fail(ex.id, f"no replication policy named {ex.policy!r} in the world")
+            return False
+        try:
+            source = self._contents(policy.source, policy, record=True)
+        except RegistryError as e:
+            self._fail(ex.id, f"planning: the source: {e}")
+            return False
+        dests = {}
+        for d in policy.destinations:
+            try:
+                dests[d] = self._contents(d, policy, repos=source)
+            except RegistryError as e:  # copies are planned; each task then says what the destination answers
+                log.info("planning %s: %s", ex.policy, e)
+                dests[d] = {}
+        dual = self.world.dual_peer(policy.source) in policy.destinations
+        only = [tuple(x) for x in ex.scope] if ex.scope else None
+        steps = plan(policy, {r: {t: d for t, (d, _) in tags.items()} for r, tags in source.items()},
+                     {d: {r: {t: dg for t, (dg, _) in tags.items()} for r, tags in c.items()} for d, c in dests.items()},
+                     dual=dual, only=only)
+        now_real = self.real_clock()
+        with self.fence():
+            for s in steps:
+                conflict = s.action == "conflict"
+                ReplicationTaskRow.insert(
+                    execution=ex.id, repo=s.repo, tag=s.tag, source=policy.source, destination=s.destination,
+                    digest=s.digest, found=s.found, action=s.action, state="conflict" if conflict else "pending",
+                    error=f"{s.destination} holds {s.found} under this tag, {policy.source} {s.digest}: left alone"
+                    if conflict else None, real_finished=now_real if conflict else None).execute()
+                if conflict:
+                    journal.event(self.platform_now(), "warn", "registry", s.destination,
+                                  f"conflict: {s.repo}:{s.tag} at {s.destination} is {s.found[:19]}, at "
+                                  f"{policy.source} {s.digest[:19]}: left alone")
+            ReplicationRow.update(state="running", tasks_total=len(steps), real_started=now_real).where(
+                ReplicationRow.id == ex.id).execute()
+        return True
+
+    def _contents(self, name: str, policy, *, record: bool = False, repos=None) -> dict[str, dict[str, tuple[str, Manifest]]]:
+        """{repo: {tag: (digest, manifest)}} of a registry, under the policy's filters (the source's
+        repositories only, for a destination). The source's manifests are kept for the views."""
+        reg = self.registries[name]
+        names = sorted(repos) if repos is not None else [
+            r for r in reg.catalog() if allowed(r, policy.repositories.include, policy.repositories.exclude)]
+        out: dict[str, dict[str, tuple[str, Manifest]]] = {}
+        for repo in names:
+            for tag in reg.tags(repo):
+                if not allowed(tag, policy.tags.include, policy.tags.exclude):
+                    continue
+                m = reg.manifest(repo, tag)
+                if m is not None:
+                    out.setdefault(repo, {})[tag] = (m.digest, m)
+        self._seen(name, out, keep_manifests=record)
+        return out
+
+    def _seen(self, registry: str, contents, keep_manifests: bool) -> None:
+        """What a registry was seen to hold, for the matrix (and the source's manifests, for the layers)."""
+        now_t, now_real = self.platform_now(), self.real_clock()
+        with self.fence():
+            for repo, tags in contents.items():
+                for tag, (digest, m) in tags.items():
+                    _saw(registry, repo, tag, digest, now_t, now_real)
+                    if keep_manifests:
+                        ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
+
+    def _work(self, ex: ReplicationRow) -> None:
+        """Run the execution's due tasks, `concurrency` at a time."""
+        policy = self.policies[ex.policy]
+        run = _Run(ex.id, self.spool_dir / "blobs",
+                   TokenBucket(policy.bandwidth_mbps * 1e6 / 8, self.sleep, self.clock) if policy.bandwidth_mbps else None)
+        run.spool.mkdir(parents=True, exist_ok=True)
+        tasks = list(ReplicationTaskRow.select().where(
+            (ReplicationTaskRow.execution == ex.id) & (ReplicationTaskRow.state == "pending")
+            & (ReplicationTaskRow.not_before_real <= self.real_clock())).order_by(ReplicationTaskRow.id))
+        if not tasks:
+            self._stop.wait(0.2)  # all waiting out a back-off
+            return
+        with ThreadPoolExecutor(max(1, policy.concurrency), thread_name_prefix="replicate") as pool:
+            for _ in pool.map(lambda t: self._task(run, t), tasks):
+                pass
+
+    def _task(self, run: _Run, task: ReplicationTaskRow) -> None:
+        with self.fence():
+            ReplicationTaskRow.update(state="running", real_started=self.real_clock(),
+                                      attempts=ReplicationTaskRow.attempts + 1).where(
+                ReplicationTaskRow.id == task.id).execute()
+        try:
+            if task.action == "delete":
+                moved, outcome = 0, self._delete(task)
+            else:
+                moved, outcome = self._copy(run, task)
+            self._done(task, outcome, moved)
+        except Stopped:
+            self._record(task, "stopped", "the execution was stopped")
+        except RegistryError as e:
+            if e.retry and task.attempts + 1 < self.max_attempts:
+                wait = min(self.backoff_s * 2.0 ** task.attempts, 60.0) * (0.5 + self._rng.random() / 2)
+                self._record(task, "pending", f"{e} (trying again in {wait:.0f} s)", not_before=self.real_clock() + wait)
+            else:
+                self._record(task, "failed", str(e))
+        except OSError as e:  # the spool: a full disk, a file gone
+            self._record(task, "failed", f"spool: {e.strerror or e}")
+
+    def _stopping(self, ex_id: int) -> None:
+        if self._stop.is_set() or ReplicationRow.get_by_id(ex_id).stop_requested:
+            raise Stopped
+
+    def _copy(self, run: _Run, task: ReplicationTaskRow) -> tuple[int, str]:
+        src, dst = self.registries[task.source], self.registries[task.destination]
+        m = src.manifest(task.repo, task.digest)
+        if m is None:
+            raise RegistryError(task.source, "MANIFEST_UNKNOWN", f"{task.repo}@{task.digest} is gone from the source")
+        children = []
+        if m.is_index:
+            for child in blobs_of(m.media_type, m.body)[1]:
+                cm = src.manifest(task.repo, child)
+                if cm is None:
+                    raise RegistryError(task.source, "MANIFEST_UNKNOWN", f"{task.repo}@{child} (in an index) is gone")
+                children.append(cm)
+        blobs = [d for mm in children + ([] if m.is_index else [m]) for d, _ in blobs_of(mm.media_type, mm.body)[0]]
+        moved = 0
+        for digest in dict.fromkeys(blobs):
+            self._stopping(run.id)
+            moved += self._blob(run, src, dst, task.repo, digest)
+        for cm in children:
+            dst.put_manifest(task.repo, cm.digest, cm)
+        # The tag moves only if the destination still holds what it held when this was planned:
+        # someone may have pushed there since (the other master, a hand), and that is not ours to overwrite.
+        now = dst.manifest(task.repo, task.tag)
+        if now is not None and now.digest == task.digest:
+            return moved, "succeeded"  # already there (another execution, the other master)
+        if (now.digest if now is not None else None) != task.found:
+            return moved, f"conflict: {task.destination} now holds {now.digest} under this tag: left alone"
+        dst.put_manifest(task.repo, task.tag, m)
+        return moved, "succeeded"
+
+    def _blob(self, run: _Run, src: Registry, dst: Registry, repo: str, digest: str) -> int:
+        """One blob to the destination: skipped when there, mounted when in another of its
+        repositories, else fetched (once, however many tasks need it) and pushed. Bytes moved.
+        Tasks that need one blob at one destination take turns: the first pushes it, the others
+        then mount it. What this execution placed itself is not asked about again."""
+        with run.lock:
+            turn = run.pushing.setdefault((dst.name, digest), threading.Lock())
+        with turn:
+            with run.lock:
+                placed = run.placed.setdefault((dst.name, digest), set())
+                other = next(iter(sorted(placed - {repo})), None) if repo not in placed else None
+            if repo in placed:
+                return 0
+            if other is not None and dst.mount_blob(repo, digest, other):
+                moved = 0
+            elif dst.has_blob(repo, digest):
+                moved = 0
+            else:
+                blob = self._fetch(run, src, repo, digest)
+                dst.push_blob(repo, blob, run.limiter)
+                moved = blob.size
+            with run.lock:
+                placed.add(repo)
+            return moved
+
+    def _fetch(self, run: _Run, src: Registry, repo: str, digest: str) -> Spooled:
+        with run.lock:
+            lock = run.fetching.setdefault(digest, threading.Lock())
+        with lock:  # two tasks needing one blob: the second waits for the first's copy
+            have = run.fetched.get(digest)
+            if have is None:  # a verified file from an earlier execution is not fetched again
+                have = src.fetch_blob(repo, digest, str(run.spool), run.limiter)
+                run.fetched[digest] = have
+                if have.path is not None:
+                    os.utime(have.path)  # recently used: the last to be pruned
+            return have
+
+    def _delete(self, task: ReplicationTaskRow) -> str:
+        dst = self.registries[task.destination]
+        now = dst.manifest(task.repo, task.tag)
+        if now is None:
+            return "succeeded"
+        if now.digest != task.found:
+            return f"conflict: {task.destination} now holds {now.digest} under this tag: not deleted"
+        dst.delete_manifest(task.repo, now.digest)
+        return "succeeded"
+
+    # --- recording -----------------------------------------------------------------------------------
+
+    def _done(self, task: ReplicationTaskRow, outcome: str, moved: int) -> None:
+        now_t, now_real = self.platform_now(), self.real_clock()
+        with self.fence():
+            if outcome == "succeeded":
+                ReplicationTaskRow.update(state="succeeded", bytes_moved=moved, bytes_needed=moved, error=None,
+                                          real_finished=now_real).where(ReplicationTaskRow.id == task.id).execute()
+                if task.action == "delete":
+                    RegistryImageRow.delete().where((RegistryImageRow.registry == task.destination)
+                                                    & (RegistryImageRow.repo == task.repo)
+                                                    & (RegistryImageRow.tag == task.tag)).execute()
+                else:
+                    _saw(task.destination, task.repo, task.tag, task.digest, now_t, now_real)
+                    if self.simulated:  # a real registry notifies its pushes itself (the webhook)
+                        self._on_push(task.destination, task.repo, task.tag, now_t)
+                ReplicationRow.update(tasks_done=ReplicationRow.tasks_done + 1,
+                                      bytes_moved=ReplicationRow.bytes_moved + moved,
+                                      bytes_needed=ReplicationRow.bytes_needed + moved).where(
+                    ReplicationRow.id == task.execution).execute()
+            else:
+                ReplicationTaskRow.update(state="conflict", bytes_moved=moved, error=outcome.split(": ", 1)[1],
+                                          real_finished=now_real).where(ReplicationTaskRow.id == task.id).execute()
+                ReplicationRow.update(bytes_moved=ReplicationRow.bytes_moved + moved).where(
+                    ReplicationRow.id == task.execution).execute()
+                journal.event(now_t, "warn", "registry", task.destination, f"{task.repo}:{task.tag}: {outcome}")
+
+    def _record(self, task: ReplicationTaskRow, state: str, error: str, not_before: float = 0.0) -> None:
+        with self.fence():
+            ReplicationTaskRow.update(state=state, error=error, not_before_real=not_before,
+                                      real_finished=None if state == "pending" else self.real_clock()).where(
+                ReplicationTaskRow.id == task.id).execute()
+
+    def _fail(self, ex_id: int, why: str) -> None:
+        with self.fence():
+            ReplicationRow.update(state="failed", error=why, real_finished=self.real_clock()).where(
+                ReplicationRow.id == ex_id).execute()
+            journal.event(self.platform_now(), "error", "registry", f"replication {ex_id}",
+                          f"replication {ex_id} failed: {why}")
+
+    def _finish(self, ex_id: int) -> None:
+        with self.fence():
+            ex = ReplicationRow.get_by_id(ex_id)
+            if ex.stop_requested:
+                ReplicationTaskRow.update(state="stopped", error="the execution was stopped").where(
+                    (ReplicationTaskRow.execution == ex_id) & ReplicationTaskRow.state.in_(("pending", "running"))
+                ).execute()
+            counts = {s: n for s, n in ReplicationTaskRow.select(ReplicationTaskRow.state, pw.fn.COUNT(ReplicationTaskRow.id))
+                      .where(ReplicationTaskRow.execution == ex_id).group_by(ReplicationTaskRow.state).tuples()}
+            state = ("stopped" if ex.stop_requested else "failed" if counts.get("failed") else "succeeded")
+            ReplicationRow.update(state=state, tasks_failed=counts.get("failed", 0),
+                                  tasks_conflict=counts.get("conflict", 0), real_finished=self.real_clock()).where(
+                ReplicationRow.id == ex_id).execute()
+            moved = ex.bytes_moved / 1e6
+            journal.event(self.platform_now(), "warn" if state != "succeeded" or counts.get("conflict") else "info",
+                          "registry", f"replication {ex_id}",
+                          f"replication {ex_id} ({ex.policy}) {state}: {counts.get('succeeded', 0)} copied, "
+                          f"{counts.get('failed', 0)} failed, {counts.get('conflict', 0)} conflicts, {moved:,.1f} MB moved")
+        prune_spool(self.spool_dir / "blobs", self.spool_max_bytes)
+
+
+def _own_first(run: _Run, dst: str, blobs: dict[str, None]):
+    """The blobs in an order that keeps the transfers busy: one another task is pushing to this
+    destination now (a base layer every image shares) waits until the image's own are done."""
+    later = []
+    for digest in blobs:
+        with run.lock:
+            turn = run.pushing.get((dst, digest))
+        if turn is not None and turn.locked():
+            later.append(digest)
+        else:
+            yield digest
+    yield from later
+
+
+def prune_spool(spool: Path, max_bytes: int) -> None:
+    """Remove the least recently used blobs until the spool holds at most max_bytes; half-written
+    downloads (.part-*) of an engine that died go too."""
+    try:
+        entries = [(e.stat().st_mtime, e.stat().st_size, e.path, e.name) for e in os.scandir(spool) if e.is_file()]
+    except OSError:
+        return
+    total = 0
+    for mtime, size, path, name in sorted(entries, reverse=True):
+        total += size
+        if total > max_bytes or name.startswith(".part-"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def _saw(registry: str, repo: str, tag: str, digest: str, now_t: float, now_real: float) -> None:
+    """A registry holds this digest under this tag; the lag counts from when it first did."""
+    row = RegistryImageRow.get_or_none((RegistryImageRow.registry == registry) & (RegistryImageRow.repo == repo)
+                                       & (RegistryImageRow.tag == tag))
+    if row is None:
+        RegistryImageRow.insert(registry=registry, repo=repo, tag=tag, digest=digest, since_t=now_t,
+                                seen_real=now_real).execute()
+    elif row.digest != digest:
+        RegistryImageRow.update(digest=digest, since_t=now_t, seen_real=now_real).where(
+            RegistryImageRow.id == row.id).execute()
+    else:
+        RegistryImageRow.update(seen_real=now_real).where(RegistryImageRow.id == row.id).execute()
+
+
+def queue(policy: str, trigger: str, actor: str, now_t: float, now_real: float,
+          scope: list[tuple[str, str]] | None = None) -> int:
+    """An execution to run (the caller's transaction)."""
+    return ReplicationRow.insert(policy=policy, trigger=trigger, scope=[list(x) for x in scope] if scope else None,
+                                 state="pending", actor=actor, created_t=now_t, real_created=now_real).execute()
+
+
+def step_of(row: ReplicationTaskRow) -> Step:
+    return Step(row.repo, row.tag, row.destination, row.digest, row.action, row.found)

@@ -1,0 +1,112 @@
+"""Replication on the simulated platform, as `./run demo` shows it: a release spreads over the
+IDCs down the hierarchy, the slow link to the cloud lags, and a hotfix pushed to a slave is a
+conflict left alone. And the same from the command line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from cockpit.cli import main
+from cockpit.engine.engine import Engine
+from cockpit.store.models import AuditRow, ClockRow, EventRow, ReplicationRow
+
+
+def demo_engine(session, tmp_path, speed: float = 600) -> Engine:
+    """The engine running on its own thread, the platform clock at `speed` (600: ten platform
+    minutes a second)."""
+    e = Engine(session.db, session.world, speed=speed, tick_s=0.2, spool_dir=str(tmp_path / "spool"))
+    e.start()
+    return e
+
+
+def until(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def platform_minutes(session) -> float:
+    return (ClockRow.get_by_id(1).t - session.world.start.timestamp()) / 60
+
+
+def cells(session, image: str) -> dict[str, str]:
+    row = dict(session.cockpit.registry_matrix().rows)[image]
+    return {reg: c.state for reg, c in row.items()}
+
+
+def test_a_release_spreads_down_the_hierarchy_and_the_hotfix_on_a_slave_is_a_conflict(session, tmp_path):
+    assert cells(session, "feed-web:2026.11.20") == {
+        "reg-yongfeng": "source", "reg-tucheng": "in_sync", "reg-tucheng-b": "in_sync", "reg-aliyun": "in_sync"}
+    e = demo_engine(session, tmp_path)
+    everywhere = {"reg-yongfeng": "source", "reg-tucheng": "in_sync", "reg-tucheng-b": "in_sync",
+                  "reg-aliyun": "in_sync"}
+    # 11:50 -> past 12:12: the releases at 12:05, 12:08 and 12:12 happen and spread
+    until(lambda: "feed-web:2026.11.26" in dict(session.cockpit.registry_matrix().rows)
+          and cells(session, "feed-web:2026.11.26") == everywhere)
+    until(lambda: platform_minutes(session) > 25 and cells(session, "card-web:2026.11.26")["reg-tucheng-b"] == "in_sync")
+    until(lambda: not [x for x in session.cockpit.replications() if x.state in ("pending", "running")])
+    card = cells(session, "card-web:2026.11.26")
+    assert card["reg-aliyun"] == "conflict"  # the hotfix pushed there first stays; nobody overwrote it
+    assert card["reg-tucheng"] == "in_sync" and card["reg-tucheng-b"] == "in_sync"
+    policies = {x.policy for x in session.cockpit.replications()}
+    assert policies == {"release", "tucheng-sub"}  # the sub-IDC got it through its own policy
+    assert EventRow.select().where(EventRow.message.contains("conflict")).exists()
+    e.stop()
+
+
+def test_the_slow_link_to_the_cloud_lags_behind_the_fast_one(session, tmp_path):
+    e = demo_engine(session, tmp_path, speed=60)  # a platform minute a second: the copies take a while
+    seen: set[str] = set()
+
+    def aliyun_behind_while_tucheng_in_sync() -> bool:
+        rows = dict(session.cockpit.registry_matrix().rows)
+        row = rows.get("feed-web:2026.11.26")
+        if row is None:
+            return False
+        seen.add(row["reg-aliyun"].state)
+        return row["reg-tucheng"].state == "in_sync" and row["reg-aliyun"].state == "behind"
+
+    until(aliyun_behind_while_tucheng_in_sync, timeout=60)
+    row = dict(session.cockpit.registry_matrix().rows)["feed-web:2026.11.26"]
+    assert row["reg-aliyun"].lag_s > 0
+    until(lambda: cells(session, "feed-web:2026.11.26")["reg-aliyun"] == "in_sync", timeout=60)
+    tree = {n.name: n for n in session.cockpit.registry_tree()}
+    assert tree["reg-aliyun"].link_mbps < tree["reg-tucheng"].link_mbps
+    assert tree["reg-tucheng-b"].depth == 2 and all(n.ok for n in tree.values())
+    e.stop()
+
+
+def test_the_layers_of_an_image_and_what_sharing_saves(session):
+    v = session.cockpit.image_layers("feed-web:2026.11.20")
+    assert v is not None and v.registry == "reg-yongfeng" and len(v.blobs) >= 3
+    shared = [b for b in v.blobs if b[2]]
+    assert shared, "the base layers are shared with the other images"
+    assert v.sharing.saved_storage > 0 and v.sharing.stored < v.sharing.unshared
+
+
+def test_registry_commands_status_replicate_and_executions(demo_db, capsys):
+    assert main(["registry", "status", "--db", demo_db]) == 0
+    out = capsys.readouterr().out
+    assert "reg-yongfeng" in out and "  reg-tucheng" in out and "    reg-tucheng-b" in out
+    assert main(["registry", "status", "--db", demo_db, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in data["registries"]} == {"reg-yongfeng", "reg-tucheng", "reg-tucheng-b", "reg-aliyun"}
+    assert data["matrix"]["feed-web:2026.11.20"]["reg-aliyun"]["state"] == "in_sync"
+    assert main(["registry", "replicate", "release", "--db", demo_db]) == 2  # no terminal, no --yes: it asks
+    capsys.readouterr()
+    assert main(["registry", "replicate", "release", "--image", "feed-web:2026.11.20", "--db", demo_db, "--yes"]) == 0
+    assert "replication 1 queued: release (feed-web:2026.11.20)" in capsys.readouterr().out
+    assert main(["registry", "replicate", "nosuch", "--db", demo_db, "--yes"]) == 2
+    assert "no replication policy named 'nosuch'" in capsys.readouterr().err
+    assert main(["registry", "executions", "--db", demo_db, "--json"]) == 0
+    (ex,) = json.loads(capsys.readouterr().out)
+    assert ex["policy"] == "release" and ex["state"] == "pending" and ex["trigger"] == "manual"
+    assert main(["registry", "stop", "1", "--db", demo_db, "--yes"]) == 0
+    assert main(["--readonly", "registry", "replicate", "release", "--db", demo_db, "--yes"]) == 2
+    assert "read-only" in capsys.readouterr().err
+    outcomes = [(a.action, a.outcome) for a in AuditRow.select().order_by(AuditRow.id)]
+    assert ("registry.replicate", "done") in outcomes and ("registry.stop", "done") in outcomes
+    assert ("registry.replicate", "refused") in outcomes
+    assert ReplicationRow.get_by_id(1).stop_requested
