@@ -11,7 +11,8 @@ wall_s: from queuing the first execution to the end of the last, planning includ
 measured in three interleaved rounds, into fresh destinations each time; medians are printed.
 skopeo_wall_s: the same images down the same hierarchy into fresh registries, the faster of
 `skopeo sync` (one run per hop, the two lower hops at once) and one `skopeo copy` per image (as
-many at once as Cockpit's concurrency limit).
+many at once as Cockpit's concurrency limit). Both retry a failed request up to 3 times, as
+Cockpit does: a registry under concurrent pushes of one blob sometimes answers 500.
 ratio: wall_s / skopeo_wall_s.
 cpu: core-seconds of Cockpit's process, of skopeo's, and of the registries under each (read from
 /proc): on a small machine the registries' own work bounds how fast any client can be.
@@ -145,7 +146,7 @@ def run_skopeo_sync(root: Path, src: DockerRegistry, home: Path) -> dict:
         host = regs[source].url.removeprefix("http://")
         spec = root / f"sync-{source}-{dest}.yaml"
         spec.write_text(yaml.safe_dump({host: {"tls-verify": False, "images": {r: TAGS for r in REPOS}}}))
-        r = skopeo("sync", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", str(spec),
+        r = skopeo("sync", "--retry-times=3", "--src", "yaml", "--dest", "docker", "--dest-tls-verify=false", str(spec),
                    regs[dest].url.removeprefix("http://"), home=home, timeout_s=600)
         if r.returncode != 0:
             raise SystemExit(f"bench: skopeo sync {source} -> {dest}: {r.stderr.strip()[-400:]}")
@@ -163,7 +164,7 @@ def run_skopeo_copy(root: Path, src: DockerRegistry, home: Path) -> dict:
 
     def copy(source: str, dest: str, repo: str, tag: str) -> None:
         s, d = (regs[x].url.removeprefix("http://") for x in (source, dest))
-        r = skopeo("copy", "--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{s}/{repo}:{tag}",
+        r = skopeo("copy", "--retry-times=3", "--src-tls-verify=false", "--dest-tls-verify=false", f"docker://{s}/{repo}:{tag}",
                    f"docker://{d}/{repo}:{tag}", home=home, timeout_s=600)
         if r.returncode != 0:
             raise SystemExit(f"bench: skopeo copy {source} -> {dest} {repo}:{tag}: {r.stderr.strip()[-400:]}")

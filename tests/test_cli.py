@@ -214,6 +214,17 @@ def test_a_real_registry_that_cannot_be_reached_safely_is_named_before_anything_
     assert "Traceback" not in r.stderr
 
 
+def test_a_webhook_without_its_token_is_refused_before_anything_starts(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("backends: {registry: {webhook: {listen: '127.0.0.1:8787', token_env: HOOK_TOKEN}}}\n")
+    r = run("--config", str(cfg), "engine", HOOK_TOKEN="")
+    assert r.returncode == 2 and "backends.registry.webhook: the bearer token is not set: put it in $HOOK_TOKEN" \
+        in r.stderr, r.stderr
+    with pytest.raises(ValueError, match="no bearer token"):
+        from cockpit.engine.webhook import WebhookServer
+        WebhookServer(("127.0.0.1", 0), "", {"reg-a"}, lambda *a: 0)
+
+
 def test_a_registry_credentials_file_is_found_beside_the_config(tmp_path):
     from cockpit import config
 

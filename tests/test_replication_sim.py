@@ -5,6 +5,7 @@ conflict left alone. And the same from the command line."""
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from cockpit.cli import main
@@ -110,3 +111,19 @@ def test_registry_commands_status_replicate_and_executions(demo_db, capsys):
     assert ("registry.replicate", "done") in outcomes and ("registry.stop", "done") in outcomes
     assert ("registry.replicate", "refused") in outcomes
     assert ReplicationRow.get_by_id(1).stop_requested
+
+
+def test_the_spool_keeps_the_recent_blobs_under_its_cap_and_drops_stale_downloads(tmp_path):
+    from cockpit.engine.replication import PART_STALE_S, prune_spool
+    spool = tmp_path / "blobs"
+    spool.mkdir()
+    now = 1_000_000.0
+    for i, name in enumerate(["old", "mid", "new"]):  # 100 bytes each, used in this order
+        (spool / name).write_bytes(b"x" * 100)
+        os.utime(spool / name, (now - 300 + i * 100, now - 300 + i * 100))
+    (spool / ".part-live").write_bytes(b"x" * 10)  # another execution is writing it now
+    os.utime(spool / ".part-live", (now - 5, now - 5))
+    (spool / ".part-dead").write_bytes(b"x" * 10)  # an engine died while writing it
+    os.utime(spool / ".part-dead", (now - PART_STALE_S - 1, now - PART_STALE_S - 1))
+    prune_spool(spool, 250, now=now)
+    assert sorted(p.name for p in spool.iterdir()) == [".part-live", "mid", "new"]

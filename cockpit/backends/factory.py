@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,7 +71,13 @@ def check(backends: dict) -> None:
 
 def registry_problem(settings: dict) -> str | None:
     """A real registry's URL we may not talk to (plain http off loopback) or credentials that are
-    not where the config says; None when all is well."""
+    not where the config says, or a webhook without its token; None when all is well."""
+    hook = settings.get("webhook")
+    if hook:
+        env = webhook_token_env(hook)
+        if not os.environ.get(env, "").strip():
+            return (f"backends.registry.webhook: the bearer token is not set: put it in ${env} "
+                    "(an open webhook would let anyone start replications)")
     if settings.get("kind", "sim") != "oci":
         return None
     from cockpit.backends.registry_oci import check_url
@@ -85,6 +93,11 @@ def registry_problem(settings: dict) -> str | None:
         except RegistryConfigError as e:
             return str(e)
     return None
+
+
+def webhook_token_env(hook: dict) -> str:
+    """The environment variable that holds the webhook's bearer token."""
+    return hook.get("token_env", "COCKPIT_WEBHOOK_TOKEN")
 
 
 def make_cloud(settings: dict, world: World, known_instances: list[tuple[str, str, str]] = ()) -> Cloud | None:

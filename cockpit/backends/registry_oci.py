@@ -128,7 +128,40 @@ def _spec_error(body: bytes) -> tuple[str | None, str]:
         return None, ""
 
 
-class OciRegistry:
+class CheckedNames:
+    """What both registries (this one and the simulated twin) check of the names a call takes,
+    with the spec's codes, and their count of calls."""
+
+    name: str
+    stats: RegistryStats
+    _lock: threading.Lock | threading.RLock
+
+    def _repo_name(self, repo: str) -> str:
+        if not isinstance(repo, str) or len(repo) > 255 or not REPO_RE.match(repo):
+            raise RegistryError(self.name, "NAME_INVALID", f"{repo!r} is not a repository name")
+        return repo
+
+    def _tag(self, tag: str) -> str:
+        if not isinstance(tag, str) or not TAG_RE.match(tag):
+            raise RegistryError(self.name, "TAG_INVALID", f"{tag!r} is not a tag")
+        return tag
+
+    def _ref(self, ref: str) -> str:
+        if isinstance(ref, str) and (TAG_RE.match(ref) or DIGEST_RE.match(ref)):
+            return ref
+        raise RegistryError(self.name, "TAG_INVALID", f"{ref!r} is neither a tag nor a sha256 digest")
+
+    def _digest(self, digest: str) -> str:
+        if isinstance(digest, str) and DIGEST_RE.match(digest):
+            return digest
+        raise RegistryError(self.name, "DIGEST_INVALID", f"{digest!r} is not a sha256 digest")
+
+    def _count(self, op: str) -> None:
+        with self._lock:
+            self.stats.calls[op] += 1
+
+
+class OciRegistry(CheckedNames):
     """One registry over the OCI distribution API; implements backends.base.Registry.
 
     Basic auth is sent once the registry asks for it; bearer tokens are fetched from the realm
@@ -183,11 +216,11 @@ class OciRegistry:
 
     def tags(self, repo: str) -> list[str]:
         self._count("tags")
-        return self._list(f"/v2/{self._repo(repo)}/tags/list", "tags", _pull(repo), missing_ok=True)
+        return self._list(f"/v2/{self._repo_name(repo)}/tags/list", "tags", _pull(repo), missing_ok=True)
 
     def manifest(self, repo: str, ref: str) -> Manifest | None:
         self._count("manifest")
-        path = f"/v2/{self._repo(repo)}/manifests/{self._ref(ref)}"
+        path = f"/v2/{self._repo_name(repo)}/manifests/{self._ref(ref)}"
         with self._request("GET", path, _pull(repo), headers={"Accept": ACCEPT}, stream=True) as resp:
             if resp.status_code == 404:
                 return None
@@ -203,7 +236,7 @@ class OciRegistry:
 
     def put_manifest(self, repo: str, ref: str, manifest: Manifest) -> None:
         self._count("put_manifest")
-        path = f"/v2/{self._repo(repo)}/manifests/{self._ref(ref)}"
+        path = f"/v2/{self._repo_name(repo)}/manifests/{self._ref(ref)}"
         check_manifest_digest(self.name, f"PUT {path}", ref, manifest)
         with self._request("PUT", path, _push(repo), headers={"Content-Type": manifest.media_type},
                            body=lambda: manifest.body) as resp:
@@ -216,14 +249,14 @@ class OciRegistry:
     def delete_manifest(self, repo: str, digest: str) -> None:
         """Gone already (404) counts as done, so a resumed deletion does not fail."""
         self._count("delete_manifest")
-        path = f"/v2/{self._repo(repo)}/manifests/{self._digest(digest)}"
+        path = f"/v2/{self._repo_name(repo)}/manifests/{self._digest(digest)}"
         with self._request("DELETE", path, f"repository:{repo}:delete") as resp:
             if resp.status_code not in (200, 202, 404):
                 raise self._fail(resp, "DELETE", path)
 
     def has_blob(self, repo: str, digest: str) -> bool:
         self._count("has_blob")
-        path = f"/v2/{self._repo(repo)}/blobs/{self._digest(digest)}"
+        path = f"/v2/{self._repo_name(repo)}/blobs/{self._digest(digest)}"
         with self._request("HEAD", path, _pull(repo), follow=True) as resp:
             if resp.status_code == 404:
                 return False
@@ -235,8 +268,8 @@ class OciRegistry:
         self._count("mount_blob")
         if from_repo == repo:
             return self.has_blob(repo, digest)
-        path = f"/v2/{self._repo(repo)}/blobs/uploads/"
-        scope = f"{_push(repo)} {_pull(self._repo(from_repo))}"
+        path = f"/v2/{self._repo_name(repo)}/blobs/uploads/"
+        scope = f"{_push(repo)} {_pull(self._repo_name(from_repo))}"
         url = httpx.URL(path, params={"mount": self._digest(digest), "from": from_repo})
         with self._request("POST", url, scope) as resp:
             if resp.status_code == 201:
@@ -275,7 +308,7 @@ class OciRegistry:
         if blob.path is None:
             raise ValueError(f"{self.name}: push_blob needs a spooled file, and {blob.digest} has none")
         digest, size = self._digest(blob.digest), os.path.getsize(blob.path)
-        path = f"/v2/{self._repo(repo)}/blobs/uploads/"
+        path = f"/v2/{self._repo_name(repo)}/blobs/uploads/"
         with self._request("POST", path, _push(repo)) as resp:
             if resp.status_code != 202:
                 raise self._fail(resp, "POST", path)
@@ -297,7 +330,7 @@ class OciRegistry:
     # --- blobs ---------------------------------------------------------------------------------
 
     def _download(self, repo: str, digest: str, out, limiter: Limiter | None) -> int:
-        path = f"/v2/{self._repo(repo)}/blobs/{digest}"
+        path = f"/v2/{self._repo_name(repo)}/blobs/{digest}"
         h, size = hashlib.sha256(), 0
         with self._request("GET", path, _pull(repo), headers={"Accept-Encoding": "identity"}, stream=True,
                            follow=True) as resp:
@@ -553,27 +586,6 @@ class OciRegistry:
         if media in MANIFEST_TYPES + INDEX_TYPES:
             return media
         raise RegistryError(self.name, "UNSUPPORTED", f"GET {path}: a manifest of type {media or 'unknown'!r}")
-
-    # --- names -----------------------------------------------------------------------------------
-
-    def _repo(self, repo: str) -> str:
-        if not isinstance(repo, str) or len(repo) > 255 or not REPO_RE.match(repo):
-            raise RegistryError(self.name, "NAME_INVALID", f"{repo!r} is not a repository name")
-        return repo
-
-    def _ref(self, ref: str) -> str:
-        if isinstance(ref, str) and (TAG_RE.match(ref) or DIGEST_RE.match(ref)):
-            return ref
-        raise RegistryError(self.name, "TAG_INVALID", f"{ref!r} is neither a tag nor a sha256 digest")
-
-    def _digest(self, digest: str) -> str:
-        if isinstance(digest, str) and DIGEST_RE.match(digest):
-            return digest
-        raise RegistryError(self.name, "DIGEST_INVALID", f"{digest!r} is not a sha256 digest")
-
-    def _count(self, op: str) -> None:
-        with self._lock:
-            self.stats.calls[op] += 1
 
 
 def _pull(repo: str) -> str:

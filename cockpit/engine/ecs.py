@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -27,6 +26,7 @@ from cockpit.backends.base import Cloud, CloudError, RunRequest
 from cockpit.core.ecs_queue import MAX_ATTEMPTS, Kind, Option, backoff, classify, client_token, next_option
 from cockpit.domain import World
 from cockpit.engine import journal
+from cockpit.engine.background import Background
 from cockpit.engine.lease import LeaseLost
 from cockpit.store.db import bulk_insert, bump_version, get_meta
 from cockpit.store.models import EcsCallRow, EcsOrderRow, HostRow
@@ -66,7 +66,9 @@ def add_months(t: float, months: int, world: World) -> float:
     raise ValueError(t)
 
 
-class EcsDrainer:
+class EcsDrainer(Background):
+    THREAD = "ecs-drainer"
+
     def __init__(
         self,
         db: pw.Database,
@@ -91,30 +93,11 @@ class EcsDrainer:
         self.store_id = get_meta("store_id") or "store"
         self.region = next((i.region for i in world.idcs if i.kind == "cloud"), None) or ""
         self._rng = random.Random(seed)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._throttled_until = 0.0
         self._throttles = 0
 
     # --- running --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="ecs-drainer", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def kick(self) -> None:
-        """New work may be waiting (an order placed, resumed, retried): look now."""
-        self._wake.set()
 
     def _loop(self) -> None:
         try:

@@ -31,7 +31,7 @@ from cockpit.backends.base import (
     Registry,
     Telemetry,
 )
-from cockpit.backends.factory import InitSettings, init_target
+from cockpit.backends.factory import InitSettings, init_target, webhook_token_env
 from cockpit.backends.sim.clock import SimClock
 from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
 from cockpit.core.schedule import crossings
@@ -229,13 +229,14 @@ class Engine:
         hook = self.registry_settings.get("webhook")
         if hook:
             host, _, port = hook["listen"].rpartition(":")
-            token = os.environ.get(hook.get("token_env", "COCKPIT_WEBHOOK_TOKEN"), "")
+            token = os.environ.get(webhook_token_env(hook), "").strip()
             try:
                 self.webhook = WebhookServer((host or "127.0.0.1", int(port)), token,
                                              {r.name for r in self.world.registries}, self.replicator.on_push)
                 self.webhook.start()
-            except OSError as e:
-                self.last_error = f"webhook {hook['listen']}: {e.strerror}"
+            except (OSError, ValueError) as e:
+                why = e.strerror if isinstance(e, OSError) else f"${webhook_token_env(hook)}: {e}"
+                self.last_error = f"webhook {hook['listen']}: {why}"
                 log.error("engine: %s", self.last_error)
 
     def _sim_speed(self) -> float:

@@ -32,6 +32,7 @@ from cockpit.core.images import blobs_of
 from cockpit.core.replication import Step, allowed, plan
 from cockpit.domain import World
 from cockpit.engine import journal
+from cockpit.engine.background import Background
 from cockpit.engine.lease import LeaseLost
 from cockpit.engine.registries import manifest_row
 from cockpit.store.db import get_meta, set_meta
@@ -81,7 +82,9 @@ class _Run:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class Replicator:
+class Replicator(Background):
+    THREAD = "replicator"
+
     def __init__(self, db: pw.Database, world: World, registries: dict[str, Registry], *,
                  fence: Callable[[], AbstractContextManager] | None = None,
                  platform_now: Callable[[], float] = time.time, real_clock: Callable[[], float] = time.time,
@@ -106,28 +109,12 @@ class Replicator:
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self._health_at = 0.0
         self._scan_at = 0.0
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # --- the thread -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._thread is None:
-            self.recover()
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="replicator", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-
-    def kick(self) -> None:
-        self._wake.set()
+    def _before_start(self) -> None:
+        self.recover()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -518,31 +505,27 @@ class Replicator:
         prune_spool(self.spool_dir / "blobs", self.spool_max_bytes)
 
 
-def _own_first(run: _Run, dst: str, blobs: dict[str, None]):
-    """The blobs in an order that keeps the transfers busy: one another task is pushing to this
-    destination now (a base layer every image shares) waits until the image's own are done."""
-    later = []
-    for digest in blobs:
-        with run.lock:
-            turn = run.pushing.get((dst, digest))
-        if turn is not None and turn.locked():
-            later.append(digest)
-        else:
-            yield digest
-    yield from later
+
+PART_STALE_S = 600  # a download not written to for this long belongs to an engine that died
 
 
-def prune_spool(spool: Path, max_bytes: int) -> None:
+def prune_spool(spool: Path, max_bytes: int, now: float | None = None) -> None:
     """Remove the least recently used blobs until the spool holds at most max_bytes; half-written
-    downloads (.part-*) of an engine that died go too."""
+    downloads (.part-*) go once nothing has written to them for PART_STALE_S (another execution
+    may be writing one now)."""
+    now = time.time() if now is None else now
     try:
         entries = [(e.stat().st_mtime, e.stat().st_size, e.path, e.name) for e in os.scandir(spool) if e.is_file()]
     except OSError:
         return
     total = 0
     for mtime, size, path, name in sorted(entries, reverse=True):
-        total += size
-        if total > max_bytes or name.startswith(".part-"):
+        if name.startswith(".part-"):
+            stale = now - mtime > PART_STALE_S
+        else:
+            total += size
+            stale = total > max_bytes
+        if stale:
             try:
                 os.unlink(path)
             except OSError:

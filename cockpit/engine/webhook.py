@@ -37,6 +37,8 @@ class WebhookServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], token: str, registries: set[str],
                  on_push: Callable[[str, str, str], int]):
+        if not token:  # an open webhook would let anyone start replications
+            raise ValueError("no bearer token: the webhook is not served without one")
         self.token = token
         self.registries = registries
         self.on_push = on_push

@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cockpit.backends.base import INDEX_TYPES, MANIFEST_TYPES, Limiter, Manifest, RegistryError, Spooled
-from cockpit.backends.registry_oci import (CHUNK, DIGEST_RE, REPO_RE, TAG_RE, RegistryStats, check_manifest_digest,
-                                          sha256)
+from cockpit.backends.registry_oci import CHUNK, CheckedNames, RegistryStats, check_manifest_digest, sha256
 from cockpit.core.images import DOCKER_LIST, DOCKER_MANIFEST, Blob, blobs_of, config_blob, docker_manifest
 
 OPS = frozenset({"ping", "catalog", "tags", "manifest", "put_manifest", "delete_manifest", "has_blob", "mount_blob",
@@ -53,7 +52,7 @@ class _Repo:
     blobs: set[str] = field(default_factory=set)  # digests linked into this repository
 
 
-class SimRegistry:
+class SimRegistry(CheckedNames):
     """An in-memory registry that implements backends.base.Registry.
 
     `link_mbps`: the bandwidth into and out of it, in megabits per second."""
@@ -342,27 +341,3 @@ class SimRegistry:
         if create:
             return self._repos.setdefault(repo, _Repo())
         return self._repos.get(repo)
-
-    def _repo_name(self, repo: str) -> str:
-        if not isinstance(repo, str) or len(repo) > 255 or not REPO_RE.match(repo):
-            raise RegistryError(self.name, "NAME_INVALID", f"{repo!r} is not a repository name")
-        return repo
-
-    def _tag(self, tag: str) -> str:
-        if not isinstance(tag, str) or not TAG_RE.match(tag):
-            raise RegistryError(self.name, "TAG_INVALID", f"{tag!r} is not a tag")
-        return tag
-
-    def _ref(self, ref: str) -> str:
-        if isinstance(ref, str) and (TAG_RE.match(ref) or DIGEST_RE.match(ref)):
-            return ref
-        raise RegistryError(self.name, "TAG_INVALID", f"{ref!r} is neither a tag nor a sha256 digest")
-
-    def _digest(self, digest: str) -> str:
-        if isinstance(digest, str) and DIGEST_RE.match(digest):
-            return digest
-        raise RegistryError(self.name, "DIGEST_INVALID", f"{digest!r} is not a sha256 digest")
-
-    def _count(self, op: str) -> None:
-        with self._lock:
-            self.stats.calls[op] += 1
