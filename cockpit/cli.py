@@ -22,6 +22,7 @@ from cockpit.backends.factory import BackendError
 from cockpit.config import ROLES, Config, ConfigError
 from cockpit.store.db import StoreError, data_dir
 from cockpit.world import WorldError
+from cockpit.yamlcheck import ProblemsError
 
 EXIT_BAD_INPUT = 2
 
@@ -94,6 +95,10 @@ def parser() -> argparse.ArgumentParser:
     _common(co, suppress=True)
     _with_json(co)
 
+    from cockpit import cli_headroom, cli_simulate
+
+    cli_headroom.add_parser(sub)
+    cli_simulate.add_parser(sub)
     _serve_parser(sub)
 
     e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
@@ -237,6 +242,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cockpit.cli_hosts import run
 
             return run(args, cfg)
+        if args.command == "simulate":
+            from cockpit.cli_simulate import run as run_simulate
+
+            return run_simulate(args, cfg)
+        if args.command == "headroom":
+            from cockpit.cli_headroom import run as run_headroom
+
+            return run_headroom(args, cfg)
         if args.command == "registry":
             from cockpit.cli_registry import run as run_registry
 
@@ -246,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_store(args, cfg)
         return cmd_tui(args, cfg)
-    except (WorldError, ConfigError) as e:  # one line per problem; `check` prints them as FILE:LINE: ...
+    except (WorldError, ConfigError, ProblemsError) as e:  # one line per problem (a trace file's too); `check` prints them as FILE:LINE: ...
         prefix = "" if args.command == "check" else "cockpit: "
         print("\n".join(prefix + line for line in str(e).splitlines()), file=sys.stderr)
         return EXIT_BAD_INPUT

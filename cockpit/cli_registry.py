@@ -35,6 +35,10 @@ def _run(args: argparse.Namespace, s) -> int:
     if verb == "executions":
         return _executions(c, args.json, s.world.traffic.tz)
     if verb == "replicate":
+        why = c.replication_refusal(args.policy, args.image or None)  # before asking: nothing to confirm
+        if why is not None:
+            print(f"cockpit: {why}", file=sys.stderr)
+            return EXIT_BAD_INPUT
         what = f"replicate {args.policy}" + (f" ({', '.join(args.image)})" if args.image else " (every image it covers)")
         if not _confirm(args, "registry.replicate", what):
             return EXIT_BAD_INPUT

@@ -42,6 +42,7 @@ class Config:
     keys: dict[str, str] = field(default_factory=dict)
     backends: dict = field(default_factory=dict)  # concern -> settings (see config.schema.json)
     expiry_warn_days: int = 7
+    autoscale: bool = True  # the engine evaluates the autoscaling rules
     source: str | None = None  # the config file read, if any
 
 
@@ -76,7 +77,7 @@ def load(path: str | None = None) -> Config:
     if "db" in d:
         db = d["db"]
         cfg.db = db if "://" in db else str((base / os.path.expanduser(db)).resolve())
-    for key in ("readonly", "user", "role", "speed", "tick_s", "theme", "expiry_warn_days"):
+    for key in ("readonly", "user", "role", "speed", "tick_s", "theme", "expiry_warn_days", "autoscale"):
         if key in d:
             setattr(cfg, key, d[key])
     cfg.keys = dict(d.get("keys", {}))

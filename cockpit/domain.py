@@ -264,16 +264,88 @@ class Template:
     scoring: tuple[tuple[str, float], ...] = ()  # custom weights for this template
 
 
+RuleKind = Literal["cpu", "target", "schedule", "predict", "event"]
+RULE_KINDS: tuple[str, ...] = ("cpu", "target", "schedule", "predict", "event")
+
+
+@dataclass(frozen=True)
+class RatePolicy:
+    """How fast a target rule may scale, as Kubernetes' HPA behaviour policies: at most `value`
+    containers (`pods`) or `value` percent (`percent`) per `period_s`."""
+
+    kind: Literal["pods", "percent"]
+    value: int
+    period_s: int
+
+
+# Kubernetes' defaults: up by 100% or 4 pods (whichever is more) per 15 s; down by 100% per 15 s.
+HPA_UP = (RatePolicy("percent", 100, 15), RatePolicy("pods", 4, 15))
+HPA_DOWN = (RatePolicy("percent", 100, 15),)
+
+
 @dataclass(frozen=True)
 class AutoscaleRule:
+    """A scaling rule. Each kind reads its own fields:
+    cpu: over `threshold_pct` CPU, multiply the containers by `factor` (once per cool-down);
+    target: keep CPU at `target_pct` as the HPA does (`tolerance`, stabilisation windows, rates);
+    schedule: from `lead_min` before each `at` (on `days`) for `hold_min`: at least `min_count`
+      and/or `factor` x the count at the window's start;
+    predict: the next `horizon_min` from yesterday, last week and the trend, at `target_pct`;
+    event: while a hot event runs for the service, `factor` x the count at its start, `hold_min`."""
+
     name: str
-    kind: Literal["cpu", "schedule", "event"]
+    kind: RuleKind
     services: tuple[str, ...]
-    threshold_pct: float | None = None  # cpu: act when CPU is over this
-    factor: float = 2.0  # multiply the container count by this
-    at: tuple[str, ...] = ()  # schedule: local HH:MM of the peaks
-    lead_min: int = 30  # schedule: scale this long before `at`
-    hold_min: int = 60  # schedule/event: keep the extra capacity this long
+    threshold_pct: float | None = None
+    factor: float | None = None
+    at: tuple[str, ...] = ()
+    lead_min: int = 30
+    hold_min: int = 60
+    days: str = "daily"  # daily, weekdays, weekends
+    min_count: int | None = None
+    target_pct: float | None = None
+    tolerance: float = 0.1
+    up_window_s: int = 0
+    down_window_s: int = 300
+    up: tuple[RatePolicy, ...] = HPA_UP
+    down: tuple[RatePolicy, ...] = HPA_DOWN
+    horizon_min: int = 30
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class PoolLimits:
+    """Bounds on each service of a pool: its containers stay within [min, max]; after a change, no
+    scale-down for `cooldown_min`; `target_cpu_pct` is the CPU the pool is run at (the SLO is
+    broken in a minute its CPU is more than 10 points over it)."""
+
+    pool: str
+    min: int = 0
+    max: int = 1_000_000
+    cooldown_min: int = 5
+    target_cpu_pct: float = 50.0
+
+
+@dataclass(frozen=True)
+class LeadTimes:
+    """How long capacity takes to arrive: a container starting on a host with room, a host
+    borrowed from the shared pool (moved and made ready), an ECS host created and initialised."""
+
+    container_s: int = 60
+    shared_host_s: int = 300
+    ecs_host_s: int = 900
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The engine's autoscaling settings: how often rules are evaluated, limits per pool, lead times."""
+
+    interval_s: int = 60
+    pools: tuple[PoolLimits, ...] = ()
+    lead_times: LeadTimes = LeadTimes()
+
+    def limits(self, pool: str) -> PoolLimits:
+        return next((p for p in self.pools if p.pool == pool), PoolLimits(pool))
 
 
 @dataclass(frozen=True)
@@ -327,6 +399,7 @@ class World:
     swaps: tuple[Swap, ...] = ()
     replication: tuple[ReplicationPolicy, ...] = ()  # the world's, or one per registry others replicate from
     releases: tuple[Release, ...] = ()  # the simulated platform's, in the file's order
+    scaling: Scaling = Scaling()
     digest: str = ""  # of the file's text
     lines: dict = field(default_factory=dict, compare=False, repr=False)  # path -> line, for messages
 

@@ -53,7 +53,7 @@ class Session:
                 cloud=make_cloud(cloud_cfg, self.world, known),
                 drain=DrainSettings(batch=cloud_cfg.get("batch", 20), max_in_flight=cloud_cfg.get("max_in_flight", 20)),
                 init=init_backend, init_settings=init_settings, expiry_warn_days=self.cfg.expiry_warn_days,
-                registry_settings=b.get("registry", {}),
+                registry_settings=b.get("registry", {}), autoscaling=self.cfg.autoscale,
             )
         return self.engine
 

@@ -24,11 +24,15 @@ from cockpit.domain import (
     Idc,
     Image,
     Layer,
+    LeadTimes,
     Peak,
     PlacementRules,
     Pool,
+    PoolLimits,
+    RatePolicy,
     Registry,
     Release,
+    Scaling,
     ReplicationPolicy,
     RepoFilter,
     Service,
@@ -78,7 +82,8 @@ def build(doc: Document) -> World:
             Release(r["image"], r["registry"], _ts(r["at"]), r.get("variant", "")) for r in d.get("releases", [])
         ),
         templates=tuple(_template(t, by_service[t["service"]]) for t in d.get("templates", [])),
-        autoscaling=tuple(_autoscale_rule(r) for r in d.get("autoscaling", [])),
+        autoscaling=tuple(autoscale_rule(r) for r in d.get("autoscaling", [])),
+        scaling=_scaling(d.get("scaling", {})),
         traffic=_traffic_curve(d["traffic"]),
     )
 
@@ -206,17 +211,22 @@ def _filter(f: dict) -> RepoFilter:
     return RepoFilter(tuple(f.get("include", ["*"])), tuple(f.get("exclude", [])))
 
 
-def _autoscale_rule(r: dict) -> AutoscaleRule:
-    return AutoscaleRule(
-        name=r["name"],
-        kind=r["kind"],
-        services=tuple(r["services"]),
-        threshold_pct=r.get("threshold_pct"),
-        factor=float(r.get("factor", 2.0)),
-        at=tuple(r.get("at", [])),
-        lead_min=r.get("lead_min", 30),
-        hold_min=r.get("hold_min", 60),
-    )
+def autoscale_rule(r: dict) -> AutoscaleRule:
+    """A rule from its checked mapping (the world file's, or one edited in the view)."""
+    rates = {k: tuple(RatePolicy(p["kind"], int(p["value"]), int(p["period_s"])) for p in r[k]) for k in ("up", "down") if k in r}
+    fields = {k: r[k] for k in ("threshold_pct", "at", "lead_min", "hold_min", "days", "min_count", "target_pct",
+                                "tolerance", "up_window_s", "down_window_s", "horizon_min", "enabled") if k in r}
+    if "at" in fields:
+        fields["at"] = tuple(fields["at"])
+    factor = r.get("factor", 2.0 if r["kind"] in ("cpu", "event") else None)
+    return AutoscaleRule(name=r["name"], kind=r["kind"], services=tuple(r["services"]),
+                         factor=float(factor) if factor is not None else None, **fields, **rates)
+
+
+def _scaling(d: dict) -> Scaling:
+    lead = LeadTimes(**d.get("lead_times", {}))
+    pools = tuple(PoolLimits(**p) for p in d.get("pools", []))
+    return Scaling(interval_s=d.get("interval_s", 60), pools=pools, lead_times=lead)
 
 
 def _traffic_curve(tr: dict) -> TrafficCurve:

@@ -15,6 +15,7 @@ from typing import Any
 
 from cockpit.core.addressing import HOSTS_PER_IDC
 from cockpit.core.constraints import check_constraint, parse_constraint
+from cockpit.core.autoscale.rules import rule_problems
 from cockpit.core.dependencies import CycleError, find_cycle
 from cockpit.world_registry_checks import RegistryChecks
 from cockpit.yamlcheck import Document, PathT, Problem
@@ -293,15 +294,23 @@ class _Checker(RegistryChecks):
                 self.ref(path + (name,), name[5:], self.services, "service")
 
     def check_autoscaling(self) -> None:
-        """Autoscaling rules name known services and carry what their kind needs."""
+        """Autoscaling rules name known services and carry what their kind needs; pool limits name
+        known pools, once each, with min <= max."""
         for ri, rule in enumerate(self.d.get("autoscaling", [])):
             p = ("autoscaling", ri)
             for si, name in enumerate(rule["services"]):
                 self.ref(p + ("services", si), name, self.services, "service")
-            if rule["kind"] == "cpu" and "threshold_pct" not in rule:
-                self.bad(p + ("threshold_pct",), "a cpu rule needs threshold_pct")
-            if rule["kind"] == "schedule" and "at" not in rule:
-                self.bad(p + ("at",), "a schedule rule needs at: the local times of the peaks")
+            for field, why in rule_problems(rule):
+                self.bad(p + ((field,) if field else ()), why)
+        seen: set[str] = set()
+        for pi, lim in enumerate(self.d.get("scaling", {}).get("pools", [])):
+            p = ("scaling", "pools", pi)
+            self.ref(p + ("pool",), lim["pool"], self.pools, "pool")
+            if lim["pool"] in seen:
+                self.bad(p + ("pool",), f"limits for pool {lim['pool']!r} given twice")
+            seen.add(lim["pool"])
+            if lim.get("min", 0) > lim.get("max", 1_000_000):
+                self.bad(p + ("min",), f"min {lim['min']} is above max {lim.get('max', 1_000_000)}")
 
     def check_times(self) -> None:
         """Hot events name known services; their starts and the world's start are sane timestamps."""

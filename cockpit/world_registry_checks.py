@@ -54,6 +54,26 @@ def find_cycles(parent: dict[str, str], order: list[str]) -> list[list[str]]:
     return cycles
 
 
+def _path(out: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
+    """The shortest path start ... goal along `out`'s edges (breadth first), or None."""
+    came: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            if node == goal:
+                path = [node]
+                while came[path[-1]] is not None:
+                    path.append(came[path[-1]])
+                return path[::-1]
+            for m in out.get(node, ()):
+                if m not in came:
+                    came[m] = node
+                    nxt.append(m)
+        frontier = nxt
+    return None
+
+
 class RegistryChecks:
     """The checks of the registries, replication and releases sections."""
 
@@ -122,6 +142,48 @@ class RegistryChecks:
             elif known and source not in fed:
                 self.bad(p + ("destinations",), f"no registry replicates from {source!r}: name the destinations")
             self._trigger(p, policy)
+        self._policy_cycles(fed)
+
+    def _policy_cycles(self, fed: set) -> None:
+        """The policies copy source -> destinations: no cycle through them, but between the two
+        masters of a declared dual-master pair. A cycle is reported once, at the policy that
+        closes it (the last of its edges in the file)."""
+        regs = self.d.get("registries", [])
+        by_name = {r["name"]: r for r in regs}
+        children: dict[str, list[str]] = {}
+        for r in regs:
+            if r.get("replicates_from") in by_name:
+                children.setdefault(r["replicates_from"], []).append(r["name"])
+        edges: list[tuple[str, str, PathT]] = []  # (source, destination, where), in file order
+        for pi, policy in enumerate(self.d.get("replication", [])):
+            s = policy["source"]
+            if s not in by_name:
+                continue
+            if "destinations" in policy:
+                dests = [(d, ("replication", pi, "destinations", di)) for di, d in enumerate(policy["destinations"])]
+            else:
+                dests = [(d, ("replication", pi, "source")) for d in children.get(s, [])]
+            edges += [(s, d, where) for d, where in dests if d in by_name and d != s]
+        out: dict[str, list[str]] = {}
+        for s, d, _ in edges:
+            out.setdefault(s, []).append(d)
+
+        def dual(a: str, b: str) -> bool:
+            ra, rb = by_name[a], by_name[b]
+            return (ra["role"] == rb["role"] == "master" and ra.get("replicates_from") == b
+                    and rb.get("replicates_from") == a)
+
+        reported: set[frozenset] = set()
+        for s, d, where in reversed(edges):
+            if dual(s, d):
+                continue  # a longer cycle through the pair has an edge that is not the pair's
+            path = _path(out, d, s)
+            if path is None or frozenset(path) in reported:
+                continue
+            reported.add(frozenset(path))
+            chain = " -> ".join([s] + path)
+            self.bad(where, f"replication cycle through the policies: {chain} (each copies to the next); only the "
+                            "two masters of a declared dual-master pair may replicate both ways")
 
     def _trigger(self, p: PathT, policy: dict) -> None:
         """A cron policy has a five-field schedule; no other policy has one."""

@@ -263,11 +263,13 @@ OPTIONS = {
     "move": {"--to": ["shared", "feed-web", "nowhere", ""], "--from": ["feed-web", "shared", "nowhere"],
              "--idc": ["tucheng", "mars"], "--count": ["1", "2", "0", "100000"],
              "--host": ["yf-feed-new-0001", "tc-feed-old-0001", "nope", ""], "--yes": None},
+    "headroom": {"--idc": ["tucheng", "mars"], "--pool": ["shared", "nope"], "--hardware": ["old", "gpu"],
+                 "--at": ["now", "peak", "noon"], "--json": None},
 }
 BASE = {  # a command line that runs, to build on: later options override it, junk spoils it
     "plan": ["--service", "feed", "--count", "5"], "ecs order": ["--template", "101", "--count", "1"],
     "ecs cancel": ["1"], "ecs retry": ["1"], "move": ["--to", "shared", "--from", "feed-web", "--count", "1"],
-    "check": [str(DEMO)],
+    "check": [str(DEMO)], "headroom": ["--idc", "tucheng"],
 }
 GLOBAL = {"--speed": ["1", "2.5", "0", "nan"], "--role": ["viewer", "operator", "admin", "god"],
           "--user": ["sre", "ops", "é", "", "x" * 70], "--readonly": None}

@@ -12,7 +12,7 @@ from cockpit.config import Config
 from cockpit.session import open_session
 from cockpit.store import db as store_db
 from cockpit.store.db import open_store
-from cockpit.store.models import EventRow, HostRow, Meta
+from cockpit.store.models import EventRow, HostRow, Meta, ScaleRuleRow
 from tests.test_store import _downgrade_to_v3, scribble_page
 
 
@@ -72,6 +72,11 @@ def test_an_old_store_is_upgraded_only_when_asked(demo_db, capsys):
     out = capsys.readouterr().out
     assert f"upgraded from schema 3 to {store_db.SCHEMA_VERSION}" in out and f"{demo_db}.v3.bak" in out
     assert main(["hosts", "--db", demo_db, "--json"]) == 0
+    # schema 6 brought autoscaling rules as data: the world's, written when it was next opened with it
+    db = open_store(demo_db)
+    assert [r.name for r in ScaleRuleRow.select().order_by(ScaleRuleRow.position)] == \
+        ["cpu-over-50", "daily-peaks", "hot-events", "keep-cpu-at-42", "look-ahead"]
+    db.close()
 
 
 def test_reset_names_the_cloud_instances_it_forgets(demo_db):

@@ -407,7 +407,9 @@ async def test_the_form_refuses_what_is_not_an_image_or_not_covered_by_the_polic
         await open_registry(pilot, app)
         for typed, why in (("feedweb", "'feedweb' is not an image NAME:TAG"),
                            ("feed-web:2.6-rc1", "policy release does not cover feed-web:2.6-rc1 (repositories: *; "
-                                                "tags: * except *-rc*, *-snapshot)")):
+                                                "tags: * except *-rc*, *-snapshot)"),
+                           ("feed-web:9.9", "reg-yongfeng does not hold feed-web:9.9 (as last seen), so policy release "
+                                            "has nothing of it to replicate")):
             await pilot.press("r")
             await until(pilot, lambda: "Start a replication" in screen_text(app))
             await pilot.press("tab", *typed, "enter")

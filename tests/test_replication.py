@@ -105,7 +105,7 @@ def test_a_push_notified_to_the_webhook_replicates_that_image(tmp_path, registry
     b = registry_factory(name="b")
     rep_box: dict = {}
     hook = WebhookServer(("127.0.0.1", 0), token, {"reg-a", "reg-b"},
-                         lambda reg, repo, tag: rep_box["rep"].on_push(reg, repo, tag))
+                         lambda reg, images: rep_box["rep"].on_push(reg, images))
     hook.start()
     try:
         a = registry_factory(name="a", notify_url=f"{hook.url}/registry-events/reg-a",
@@ -209,8 +209,14 @@ def test_a_registry_killed_mid_copy_fails_cleanly_and_a_retry_uploads_nothing_tw
     killer_armed = time.monotonic()
     import threading
 
+    def uploading() -> int:  # bytes of the big blob the registry has received so far (its upload's data)
+        try:
+            return max([f.stat().st_size for f in b.storage.rglob("zzz-big/_uploads/*/data")] or [0])
+        except OSError:  # the upload finished between the listing and the look
+            return 0
+
     def kill_when_big_is_moving() -> None:
-        while clients["reg-b"].stats.bytes_pushed < 2 * MB and time.monotonic() - killer_armed < 30:
+        while uploading() < 2 * MB and time.monotonic() - killer_armed < 30:
             time.sleep(0.01)
         b.kill()
 
@@ -258,3 +264,269 @@ def test_registries_behind_htpasswd_and_tokens_and_a_refusal_that_is_not_retried
     for t in tasks:  # each says what the registry answered, once: an auth refusal is not retried blindly
         assert t.state == "failed" and "401" in t.error and "credentials were refused" in t.error and t.attempts == 1
         assert "wrong-password" not in t.error
+
+
+# --- what the review found: a vanished tag, deletions, bandwidth, the webhook, bytes, a crash -----------
+
+TWO = """registries:
+  - {name: reg-a, idc: yf, role: master}
+  - {name: reg-b, idc: ali, role: slave, replicates_from: reg-a}"""
+
+
+class Crash(BaseException):
+    """The engine's process dies here (not an error any code of it handles)."""
+
+
+class Wire:
+    """A registry's connection as the tests need it: the real client underneath, with an odd
+    answer (`odd`: a method name -> the exception its next call raises) or the process dying
+    after `crash_after` blob uploads (every later call dies too)."""
+
+    def __init__(self, client, crash_after: int | None = None):
+        self._client, self.crash_after, self.odd = client, crash_after, {}
+        self.dead = False
+
+    def __getattr__(self, name):
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kw):
+            if self.dead:
+                raise Crash(name)
+            if name in self.odd:
+                raise self.odd.pop(name)
+            out = attr(*args, **kw)
+            if name == "push_blob" and self.crash_after is not None \
+                    and sum(self._client.stats.uploads.values()) >= self.crash_after:
+                self.dead = True
+                raise Crash("after an upload")
+            return out
+        return call
+
+
+def test_a_tag_deleted_at_the_destination_after_planning_is_copied_not_a_frozen_task(tmp_path, registry_factory):
+    a, b = registry_factory(name="a"), registry_factory(name="b")
+    clients = {"reg-a": a.client(), "reg-b": b.client()}
+    w = world_with(TWO, """replication:
+  - {name: ov, source: reg-a, destinations: [reg-b], override: true, trigger: manual}""")
+    mine = push_synthetic(clients["reg-a"], "feed-web", "1", [20_000], tmp_path / "w", seed="a")
+    theirs = push_synthetic(clients["reg-b"], "feed-web", "1", [20_000], tmp_path / "w", seed="b")
+    rep = setup(tmp_path, w, clients)
+    ex = queue("ov", "manual", "sre", 0, time.time())
+    rep._plan(execution(ex))
+    (task,) = ReplicationTaskRow.select().where(ReplicationTaskRow.execution == ex)
+    assert task.action == "overwrite"
+    clients["reg-b"].delete_manifest("feed-web", theirs.manifest.digest)  # someone deletes it meanwhile
+    run(rep)
+    assert execution(ex).state == "succeeded", execution(ex).error
+    assert tags_of(clients["reg-b"], "feed-web") == {"1": mine.manifest.digest}
+
+
+def test_an_unexpected_error_from_a_client_fails_its_task_in_one_line_and_replication_goes_on(tmp_path,
+                                                                                             registry_factory):
+    a, b = registry_factory(name="a"), registry_factory(name="b")
+    wire = Wire(b.client())
+    clients = {"reg-a": a.client(), "reg-b": wire}
+    image = push_synthetic(clients["reg-a"], "feed-web", "1", [20_000], tmp_path / "w")
+    rep = setup(tmp_path, world_with(TWO), clients)
+    wire.odd["put_manifest"] = KeyError("mediaType")  # an answer the client did not foresee
+    first = queue("reg-a", "manual", "sre", 0, time.time())
+    second = queue("reg-a", "manual", "sre", 0, time.time())
+    run(rep)
+    (t,) = ReplicationTaskRow.select().where(ReplicationTaskRow.execution == first)
+    assert t.state == "failed" and t.error == "KeyError: 'mediaType'"
+    assert execution(first).state == "failed"
+    assert execution(second).state == "succeeded"  # not held up behind a task that never ends
+    assert tags_of(b.client(), "feed-web") == {"1": image.manifest.digest}
+
+
+def test_deletions_reach_a_repository_whose_last_tag_the_source_deleted(tmp_path, registry_factory):
+    a, b = registry_factory(name="a"), registry_factory(name="b")
+    clients = {"reg-a": a.client(), "reg-b": b.client()}
+    w = world_with(TWO, """replication:
+  - {name: mirror, source: reg-a, destinations: [reg-b], deletions: true, trigger: manual}""")
+    keep = push_synthetic(clients["reg-a"], "feed-web", "1", [20_000], tmp_path / "w")
+    gone = push_synthetic(clients["reg-a"], "user-web", "1", [20_000], tmp_path / "w")
+    rep = setup(tmp_path, w, clients)
+    queue("mirror", "manual", "sre", 0, time.time())
+    run(rep)
+    assert tags_of(clients["reg-b"], "user-web") == {"1": gone.manifest.digest}
+    clients["reg-a"].delete_manifest("user-web", gone.manifest.digest)  # its only tag
+    ex = queue("mirror", "manual", "sre", 0, time.time())
+    run(rep)
+    assert execution(ex).state == "succeeded"
+    assert clients["reg-b"].tags("user-web") == []
+    assert tags_of(clients["reg-b"], "feed-web") == {"1": keep.manifest.digest}
+
+
+def test_a_deletion_leaves_a_tag_whose_manifest_other_kept_tags_share(tmp_path, registry_factory):
+    a, b = registry_factory(name="a"), registry_factory(name="b")
+    clients = {"reg-a": a.client(), "reg-b": b.client()}
+    w = world_with(TWO, """replication:
+  - {name: mirror, source: reg-a, destinations: [reg-b], deletions: true, trigger: manual}""")
+    image = push_synthetic(clients["reg-a"], "feed-web", "2026.11.26", [20_000], tmp_path / "w")
+    clients["reg-a"].put_manifest("feed-web", "stable", image.manifest)  # the same image under a second tag
+    rep = setup(tmp_path, w, clients)
+    queue("mirror", "manual", "sre", 0, time.time())
+    run(rep)
+    # the source drops 2026.11.26 and keeps stable (the distribution API deletes both; stable goes back)
+    clients["reg-a"].delete_manifest("feed-web", image.manifest.digest)
+    clients["reg-a"].put_manifest("feed-web", "stable", image.manifest)
+    ex = queue("mirror", "manual", "sre", 0, time.time())
+    run(rep)
+    (t,) = ReplicationTaskRow.select().where(ReplicationTaskRow.execution == ex)
+    assert t.action == "delete" and t.state == "succeeded"
+    assert "share its manifest" in t.error and "stable" in t.error and "only by digest" in t.error
+    assert sorted(clients["reg-b"].tags("feed-web")) == ["2026.11.26", "stable"]  # stable is not lost
+
+
+def test_an_envelope_s_pushes_are_queued_in_one_transaction_and_a_malformed_one_gets_400(tmp_path):
+    from contextlib import contextmanager
+
+    from cockpit.engine.lease import LeaseLost
+
+    w = world_with(TWO, """replication:
+  - {name: ev, source: reg-a, destinations: [reg-b], trigger: event}""")
+    db = open_store(str(tmp_path / "s.db"))
+    ensure_seeded(db, w)
+    entries, lose = [0], [False]
+
+    @contextmanager
+    def fence():
+        entries[0] += 1
+        with db.atomic():
+            yield
+            if lose[0]:
+                raise LeaseLost("the lease went to another engine")
+
+    rep = Replicator(db, w, {}, fence=fence, spool_dir=tmp_path / "spool")
+    hook = WebhookServer(("127.0.0.1", 0), "t", {"reg-a"}, rep.on_push)
+    hook.start()
+
+    def post(body: bytes) -> tuple[int, str]:
+        req = urllib.request.Request(f"{hook.url}/registry-events/reg-a", data=body, method="POST",
+                                     headers={"Authorization": "Bearer t"})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    try:
+        for body, why in ((b'{"events": [1]}', "events[0] is not an object"),
+                          (b'{"events": "x"}', "'events' is not a list"),
+                          (b'{"events": [{"action": "push", "target": "x"}]}', "events[0].target is missing or not"),
+                          (b'{"events": [{"action": "push", "target": {"tag": "1"}}]}', "target.repository"),
+                          (b'[]', "not a JSON object")):
+            status, text = post(body)
+            assert status == 400 and why in text and "\n" not in text, (body, status, text)
+        envelope = json.dumps({"events": [
+            {"action": "push", "target": {"repository": "feed-web", "tag": "1"}},
+            {"action": "push", "target": {"repository": "feed-web", "digest": "sha256:" + "0" * 64}},  # a blob
+            {"action": "pull", "target": {"repository": "x", "tag": "1"}},
+            {"action": "push", "target": {"repository": "user-web", "tag": "2"}}]}).encode()
+        lose[0] = True
+        assert post(envelope)[0] == 503  # the registry sends it again later
+        assert ReplicationRow.select().count() == 0  # all or nothing: nothing
+        lose[0], entries[0] = False, 0
+        assert post(envelope)[0] == 200
+        assert entries[0] == 1  # one transaction for the whole envelope
+        assert sorted(tuple(r.scope[0]) for r in ReplicationRow.select()) == [("feed-web", "1"), ("user-web", "2")]
+    finally:
+        hook.stop()
+
+
+def test_bytes_needed_are_the_blobs_each_destination_lacked(tmp_path, registry_factory):
+    a, b, c = registry_factory(name="a"), registry_factory(name="b"), registry_factory(name="c")
+    clients = {"reg-a": a.client(), "reg-b": b.client(), "reg-c": c.client()}
+    w = world_with("""registries:
+  - {name: reg-a, idc: yf, role: master}
+  - {name: reg-b, idc: ali, role: slave, replicates_from: reg-a}
+  - {name: reg-c, idc: ali, role: slave, replicates_from: reg-a}""")
+    base, code = random_layer(300_000, "base"), random_layer(50_000, "code")
+    image = make_image([base, code], note="feed")
+    push_image(clients["reg-a"], "feed-web", "1", image, tmp_path / "w")
+    push_image(b.client(), "feed-web", "0", make_image([base], note="old"), tmp_path / "w")  # b has the base
+    rep = setup(tmp_path, w, clients)
+    ex = queue("reg-a", "manual", "sre", 0, time.time())
+    run(rep)
+    sizes = {d: len(x) for d, x in image.blobs.items()}
+    lacked_b = sizes[image.config] + len(code)  # the base is there already: found, not sent
+    lacked_c = sum(sizes.values())
+    got = execution(ex)
+    assert got.state == "succeeded"
+    assert got.bytes_needed == lacked_b + lacked_c == got.bytes_moved
+    assert clients["reg-b"].stats.uploads[image.layers[0]] == 0
+
+
+def test_a_new_engine_finishes_what_a_crashed_one_left_running_uploading_no_blob_twice(tmp_path, registry_factory):
+    a, b = registry_factory(name="a"), registry_factory(name="b")
+    clients = {"reg-a": a.client(), "reg-b": b.client()}
+    w = world_with(TWO, """replication:
+  - {name: one-by-one, source: reg-a, destinations: [reg-b], concurrency: 1, trigger: manual}""")
+    images = {repo: push_synthetic(clients["reg-a"], repo, "1", [30_000, 40_000], tmp_path / "w")
+              for repo in ("aaa", "bbb", "ccc")}
+    wire = Wire(clients["reg-b"], crash_after=4)  # aaa done (3 blobs), bbb's first layer up, then it dies
+    first = setup(tmp_path, w, {"reg-a": clients["reg-a"], "reg-b": wire})
+    ex = queue("one-by-one", "manual", "sre", 0, time.time())
+    with pytest.raises(Crash):
+        run(first)
+    states = [t.state for t in ReplicationTaskRow.select().where(ReplicationTaskRow.execution == ex)
+              .order_by(ReplicationTaskRow.repo)]
+    assert states[0] == "succeeded" and "running" in states  # left as a dead engine leaves it
+    second = setup(tmp_path, w, clients)  # a new engine on the same store
+    second.recover()
+    run(second)
+    assert execution(ex).state == "succeeded", execution(ex).error
+    for repo, image in images.items():
+        assert tags_of(clients["reg-b"], repo) == {"1": image.manifest.digest}
+    uploads = clients["reg-b"].stats.uploads
+    assert uploads and all(n == 1 for n in uploads.values()), uploads  # nothing sent twice
+
+
+def test_an_execution_of_images_the_policy_does_not_cover_or_the_source_lacks_fails_saying_so(tmp_path,
+                                                                                             registry_factory):
+    a, b = registry_factory(name="a"), registry_factory(name="b")
+    clients = {"reg-a": a.client(), "reg-b": b.client()}
+    w = world_with(TWO, """replication:
+  - {name: rel, source: reg-a, destinations: [reg-b], tags: {exclude: ["*-rc*"]}, trigger: manual}""")
+    push_synthetic(clients["reg-a"], "feed-web", "1", [20_000], tmp_path / "w")
+    rep = setup(tmp_path, w, clients)
+    ex = queue("rel", "manual", "sre", 0, time.time(), [("feed-web", "2-rc1"), ("feed-web", "9.9")])
+    run(rep)
+    got = execution(ex)
+    assert got.state == "failed" and got.tasks_total == 0
+    assert got.error == ("nothing to replicate: feed-web:2-rc1 is not covered by policy rel; "
+                         "feed-web:9.9 is not at the source reg-a")
+
+
+def test_a_slow_execution_does_not_hold_up_another_policy_s(tmp_path, registry_factory):
+    a, b, c = registry_factory(name="a"), registry_factory(name="b"), registry_factory(name="c")
+    clients = {"reg-a": a.client(), "reg-b": b.client(), "reg-c": c.client()}
+    w = world_with("""registries:
+  - {name: reg-a, idc: yf, role: master}
+  - {name: reg-b, idc: ali, role: slave, replicates_from: reg-a}
+  - {name: reg-c, idc: yf, role: slave, replicates_from: reg-a}""", """replication:
+  - {name: thin, source: reg-a, destinations: [reg-b], bandwidth_mbps: 4, trigger: manual}
+  - {name: wide, source: reg-a, destinations: [reg-c], trigger: manual}""")
+    big = push_synthetic(clients["reg-a"], "feed-web", "1", [3 * MB], tmp_path / "w")  # six seconds at 4 Mbit/s
+    rep = setup(tmp_path, w, clients)
+    slow = queue("thin", "manual", "sre", 0, time.time())
+    fast = queue("wide", "manual", "sre", 0, time.time())
+    rep.start()
+    try:
+        deadline = time.monotonic() + 30
+        while execution(fast).state != "succeeded":
+            assert time.monotonic() < deadline, execution(fast).state
+            time.sleep(0.05)
+        assert execution(slow).state == "running"  # still on its thin link, and the other did not wait
+        while execution(slow).state != "succeeded":
+            assert time.monotonic() < deadline, execution(slow).state
+            time.sleep(0.05)
+    finally:
+        rep.stop()
+    for reg in ("reg-b", "reg-c"):
+        assert tags_of(clients[reg], "feed-web") == {"1": big.manifest.digest}
+    # the blob was fetched once for both (the second execution took it from the spool)
+    assert clients["reg-a"].stats.fetches[big.layers[0]] == 1

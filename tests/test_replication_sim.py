@@ -127,3 +127,79 @@ def test_the_spool_keeps_the_recent_blobs_under_its_cap_and_drops_stale_download
     os.utime(spool / ".part-dead", (now - PART_STALE_S - 1, now - PART_STALE_S - 1))
     prune_spool(spool, 250, now=now)
     assert sorted(p.name for p in spool.iterdir()) == [".part-live", "mid", "new"]
+
+
+def test_the_bandwidth_cap_is_charged_once_on_the_push_not_on_the_fetch_too(tmp_path):
+    import threading
+
+    from cockpit.backends.sim.registry import SimRegistry
+    from cockpit.engine.replication import Replicator, queue
+    from cockpit.engine.seed import ensure_seeded
+    from cockpit.store.db import open_store
+    from tests.test_replication import world_with
+
+    t, lock = [0.0], threading.Lock()
+
+    def sleep(s: float) -> None:
+        with lock:
+            t[0] += s
+
+    w = world_with("""registries:
+  - {name: reg-a, idc: yf, role: master}
+  - {name: reg-b, idc: ali, role: slave, replicates_from: reg-a}""", """replication:
+  - {name: capped, source: reg-a, destinations: [reg-b], bandwidth_mbps: 8, trigger: manual}""")
+    a = SimRegistry("reg-a", link_mbps=10_000, sleep=sleep, clock=lambda: t[0])
+    b = SimRegistry("reg-b", link_mbps=10_000, sleep=sleep, clock=lambda: t[0])
+    a.push_image("feed-web", "1", [("sha256:" + "1" * 64, 10_000_000)], config_size=1)
+    db = open_store(str(tmp_path / "s.db"))
+    ensure_seeded(db, w)
+    rep = Replicator(db, w, {"reg-a": a, "reg-b": b}, spool_dir=tmp_path / "spool", sleep=sleep,
+                     clock=lambda: t[0], simulated=True)
+    ex = queue("capped", "manual", "sre", 0, time.time())
+    while rep.run_once():
+        pass
+    assert ReplicationRow.get_by_id(ex).state == "succeeded"
+    assert 9.9 <= t[0] <= 10.5  # 10 MB at 8 Mbit/s: ten simulated seconds, not twenty
+
+
+def test_a_cron_firing_is_skipped_while_that_policy_has_a_replication_open(session, tmp_path):
+    e = demo_engine(session, tmp_path)
+    try:
+        until(lambda: e.active)
+        e.replicator.stop()  # the replications stay queued: nothing carries them forward
+        before = ReplicationRow.select().count()
+        e.replicate_on_schedule("release")
+        e.replicate_on_schedule("release")
+        e.replicate_on_schedule("tucheng-sub")  # another policy is not held back
+        queued = list(ReplicationRow.select().where(ReplicationRow.id > before).order_by(ReplicationRow.id))
+        assert [(r.policy, r.trigger) for r in queued] == [("release", "cron"), ("tucheng-sub", "cron")]
+        skipped = EventRow.get(EventRow.message.contains("scheduled replication was skipped"))
+        assert f"replication {queued[0].id} of it is still open" in skipped.message
+        assert skipped.message.startswith("release:")
+    finally:
+        e.stop()
+
+
+def test_replicate_refuses_an_image_the_policy_does_not_cover_or_the_source_lacks(demo_db, capsys):
+    for image, why in (("feed-web:2026.11.26-rc1", "policy release does not cover feed-web:2026.11.26-rc1 "
+                                                    "(repositories: *; tags: * except *-rc*, *-snapshot)"),
+                       ("feed-web:9.9", "reg-yongfeng does not hold feed-web:9.9 (as last seen)")):
+        assert main(["registry", "replicate", "release", "--image", image, "--db", demo_db, "--yes"]) == 2
+        err = capsys.readouterr().err
+        assert why in err and err.count("\n") == 1, err
+    assert main(["registry", "replicate", "release", "--image", "feed-web:9.9", "--db", demo_db]) == 2
+    assert "does not hold" in capsys.readouterr().err  # refused before it asks
+    assert ReplicationRow.select().count() == 0
+
+
+def test_executions_json_shows_the_bytes_each_destination_lacked(session, tmp_path, capsys):
+    e = demo_engine(session, tmp_path)
+    try:
+        until(lambda: any(x.policy == "release" and x.state == "succeeded" and x.bytes_moved > 0
+                          for x in session.cockpit.replications()), timeout=60)
+    finally:
+        e.stop()
+    assert main(["registry", "executions", "--db", session.cfg.db, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    moved = [r for r in rows if r["state"] == "succeeded" and r["bytes_moved"] > 0]
+    assert moved and all(r["bytes_needed"] == r["bytes_moved"] for r in moved)

@@ -15,18 +15,22 @@ from cockpit.store import db as store_db
 from cockpit.store.db import StoreError, open_store, reset_store, upgrade_store
 from cockpit.store.models import (
     CallRow,
-    ManifestRow,
-    RegistryHealthRow,
-    RegistryImageRow,
-    ReplicationRow,
-    ReplicationTaskRow,
     ClockRow,
     ContainerRow,
     HostRow,
     LiveRow,
+    ManifestRow,
     Meta,
     MetricRow,
     PoolRow,
+    RegistryHealthRow,
+    RegistryImageRow,
+    ReplicationRow,
+    ReplicationTaskRow,
+    ScaleDecisionRow,
+    ScaleMemoryRow,
+    ScaleRuleRow,
+    ServiceMetricRow,
     ServiceRow,
     TemplateRow,
 )
@@ -287,10 +291,11 @@ def test_a_store_from_a_newer_cockpit_is_refused(store_url):
 
 
 def _downgrade_to_v3(url: str) -> None:
-    """The demo store as Cockpit 0.1 (schema 3) left it: no addresses, names, ports, call table or
-    registry tables."""
+    """The demo store as Cockpit 0.1 (schema 3) left it: no addresses, names, ports, call table,
+    registry or autoscaling tables."""
     db = open_store(url)
-    db.drop_tables([CallRow, RegistryImageRow, ManifestRow, ReplicationRow, ReplicationTaskRow, RegistryHealthRow])
+    db.drop_tables([CallRow, RegistryImageRow, ManifestRow, ReplicationRow, ReplicationTaskRow, RegistryHealthRow,
+                    ScaleRuleRow, ScaleMemoryRow, ScaleDecisionRow, ServiceMetricRow])
     db.execute_sql('DROP INDEX IF EXISTS container_name')
     for table, col in (("host", "address"), ("container", "name"), ("container", "state"), ("container", "address"),
                        ("container", "ports")):
@@ -301,7 +306,7 @@ def _downgrade_to_v3(url: str) -> None:
 
 def test_an_older_store_is_refused_until_upgraded_and_the_upgrade_keeps_a_backup(demo_url):
     _downgrade_to_v3(demo_url)
-    with pytest.raises(StoreError, match=r"schema version 3; this Cockpit uses 5: run `cockpit store upgrade"):
+    with pytest.raises(StoreError, match=r"schema version 3; this Cockpit uses 6: run `cockpit store upgrade"):
         open_store(demo_url)
     before, after, backup = upgrade_store(demo_url)
     assert (before, after) == (3, store_db.SCHEMA_VERSION)

@@ -164,7 +164,7 @@ def test_a_version_1_store_upgrades_when_asked(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="cockpit store upgrade"):
         open_store(path)
-    assert upgrade_store(path)[:2] == (1, 5)
+    assert upgrade_store(path)[:2] == (1, 6)
     db = open_store(path)
     assert "ref" in [c.name for c in db.get_columns("container")]
     assert {"init_task", "order", "expiry_warned", "address"} <= {c.name for c in db.get_columns("host")}

@@ -148,6 +148,30 @@ def test_a_master_below_a_dual_pair_is_refused_too():
     assert len(found) == 1 and "registries[2].replicates_from: a master replicates only from its dual-master peer" in found[0]
 
 
+def test_a_cycle_through_replication_policies_is_refused_at_the_policy_that_closes_it(tmp_path, capsys):
+    policy = "  - name: back-up\n    source: reg-tucheng-b\n    destinations: [reg-yongfeng]\n"
+    anchor = "\n\n# The simulated platform's pushes"
+    text = DEMO_TEXT.replace(anchor, "\n" + policy + anchor[1:], 1)
+    assert text != DEMO_TEXT
+    bad = tmp_path / "w.yaml"
+    bad.write_text(text)
+    assert main(["check", str(bad)]) == 2
+    (err,) = capsys.readouterr().err.strip().splitlines()
+    line = line_of(text, "destinations: [reg-yongfeng]")
+    assert err == (f"{bad}:{line}: replication[2].destinations[0]: replication cycle through the policies: "
+                   "reg-tucheng-b -> reg-yongfeng -> reg-tucheng -> reg-tucheng-b (each copies to the next); only "
+                   "the two masters of a declared dual-master pair may replicate both ways")
+
+
+def test_policies_both_ways_between_a_dual_master_pair_are_not_a_cycle_but_a_third_registry_makes_one():
+    pair = [reg("reg-a", "master", "reg-b"), reg("reg-b", "master", "reg-a"), reg("reg-c", src="reg-a")]
+    both = ("replication:\n  - {name: ab, source: reg-a, destinations: [reg-b, reg-c]}\n"
+            "  - {name: ba, source: reg-b, destinations: [reg-a]}\n")
+    assert problems(pair, both) == []
+    (p,) = problems(pair, both + "  - {name: cb, source: reg-c, destinations: [reg-b]}\n")
+    assert "replication[2].destinations[0]: replication cycle through the policies: reg-c -> reg-b -> reg-a -> reg-c" in p
+
+
 def test_a_slave_names_the_registry_it_replicates_from():
     (p,) = problems([reg("reg-m", "master"), reg("reg-s")])
     assert p.endswith("registries[1].replicates_from: a slave registry names the registry it replicates from")

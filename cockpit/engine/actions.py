@@ -34,6 +34,8 @@ ACTIONS: dict[str, Action] = {
         Action("init.retry", "Initialise failed hosts again", "operator", False),
         Action("registry.replicate", "Start a replication", "operator", True),
         Action("registry.stop", "Stop a replication", "operator", True),
+        Action("scale.pause_rule", "Pause or resume an autoscaling rule", "operator", True),
+        Action("scale.edit_rule", "Edit an autoscaling rule", "operator", True),
     )
 }
 

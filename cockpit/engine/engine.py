@@ -42,7 +42,7 @@ from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
 from cockpit.engine.outside import Handler
 from cockpit.engine.registries import fill_simulated, make_registries
-from cockpit.engine.replication import Replicator, queue
+from cockpit.engine.replication import Replicator
 from cockpit.engine.webhook import WebhookServer
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import Runner
@@ -76,6 +76,7 @@ class Engine:
         expiry_warn_days: int = 7,
         registries: dict[str, Registry] | None = None,
         registry_settings: dict | None = None,
+        autoscaling: bool = True,
         spool_dir: str | None = None,
     ):
         self.db = db
@@ -95,6 +96,7 @@ class Engine:
         self.registries = registries
         self._own_registries = registries is None
         self.registry_settings = registry_settings or {}
+        self.autoscaling = autoscaling
         self.spool_dir = spool_dir
         self.replicator: Replicator | None = None
         self._sim_lock = threading.Lock()
@@ -365,6 +367,30 @@ class Engine:
             self._force_next = True
         return moved
 
+    def autoscale(self) -> bool:
+        """Evaluate the autoscaling rules when `scaling.interval_s` of platform time has passed.
+        True when it evaluated."""
+        if not self.active or self.clock is None or not self.autoscaling:
+            return False
+        from cockpit.engine.autoscale import Autoscaler
+        from cockpit.engine.step import running_hot_events
+
+        try:
+            scaler = Autoscaler(self.world, self.lease.fenced)
+            t = self.platform_now()
+            if not scaler.due(t):
+                return False
+            scaler.step(t, scaler.observe(t, running_hot_events()))
+        except LeaseLost:
+            with self._lock:
+                self._lost()
+            return False
+        except pw.PeeweeException as e:
+            self._failed(e)
+            return False
+        self._force_next = True
+        return True
+
     def _lost(self) -> None:
         """The lease went to another engine: stop writing, stand by."""
         if not self.active:
@@ -468,6 +494,9 @@ class Engine:
                       max_instances=1, coalesce=True, next_run_time=first)
         sched.add_job(self._job_tasks, "interval", seconds=self.tick_s, id="tasks",
                       max_instances=1, coalesce=True, next_run_time=first)
+        # The rules' metrics: looked at every tick, evaluated every `scaling.interval_s` of platform time.
+        sched.add_job(self._job_autoscale, "interval", seconds=self.tick_s, id="autoscale",
+                      max_instances=1, coalesce=True, next_run_time=first)
         for p in self.world.replication:  # cron triggers, in the world's time zone
             if p.trigger == "cron":
                 sched.add_job(self._job_cron, CronTrigger.from_crontab(p.schedule, timezone=self.world.traffic.tz),
@@ -487,15 +516,20 @@ class Engine:
     async def _job_tasks(self) -> None:
         await asyncio.to_thread(self.run_tasks)
 
+    async def _job_autoscale(self) -> None:
+        await asyncio.to_thread(self.autoscale)
+
     async def _job_cron(self, policy: str) -> None:
         await asyncio.to_thread(self.replicate_on_schedule, policy)
 
     def replicate_on_schedule(self, policy: str) -> None:
+        from cockpit.engine.replication import queue_scheduled
+
         if not self.active:
             return
         try:
-            with self.lease.fenced():
-                queue(policy, "cron", f"cron:{policy}", self.platform_now(), self.real_clock())
+            with self.lease.fenced():  # not while one of this policy is still open: the firings would pile up
+                queued = queue_scheduled(policy, self.platform_now(), self.real_clock())
         except LeaseLost:
             with self._lock:
                 self._lost()
@@ -503,7 +537,7 @@ class Engine:
         except pw.PeeweeException as e:
             self._failed(e)
             return
-        if self.replicator is not None:
+        if queued is not None and self.replicator is not None:
             self.replicator.kick()
 
     async def _job_queues(self) -> None:

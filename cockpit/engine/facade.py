@@ -19,11 +19,13 @@ from cockpit.domain import ScopeStats, World
 from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
 from cockpit.engine.facade_hosts import HostsFacade
+from cockpit.engine.facade_headroom import HeadroomFacade
 from cockpit.engine.facade_registry import RegistryFacade
+from cockpit.engine.facade_scale import ScaleFacade
 from cockpit.engine.lease import current_holder
 from cockpit.store import records
 from cockpit.store.db import db_now
-from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow, TemplateRow
+from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
 
 if TYPE_CHECKING:
     from cockpit.core.whatif import Catalog, Preview, WhatIf
@@ -148,7 +150,7 @@ def _nothing_to_apply() -> str:
     raise ValueError("nothing to apply: no container of the plan fits")
 
 
-class Cockpit(HostsFacade, RegistryFacade):
+class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade):
     def __init__(
         self,
         cfg: Config,
@@ -279,14 +281,9 @@ class Cockpit(HostsFacade, RegistryFacade):
 
     def catalog(self, services: dict | None = None) -> Catalog:
         """Services (read now unless given), templates, hardware: what a preview needs besides hosts."""
-        from cockpit.core.whatif import Catalog
+        from cockpit.engine.state import catalog
 
-        return Catalog(
-            services=services if services is not None else {r.name: records.service(r) for r in ServiceRow.select()},
-            templates={r.sid: records.template(r) for r in TemplateRow.select()},
-            hardware={h.name: h for h in self.world.hardware},
-            shared_pool=self.world.shared_pool.name,
-        )
+        return catalog(self.world, services)
 
     def plan_targets(self) -> list[str]:
         """What `:plan` can preview: services, then templates by name."""
@@ -317,20 +314,10 @@ class Cockpit(HostsFacade, RegistryFacade):
 
     def apply_plan(self, p: Preview) -> Outcome:
         """Hand a previewed plan to the engine as a scale task; it re-checks every placement."""
+        from cockpit.engine.scale import scale_parts
+
         r = p.request
-        parts = [
-            {
-                "service": sp.service,
-                "count": sp.count,
-                "idc": r.idc,
-                "strategy": r.strategy,
-                "extra": [[c.key, c.op, c.value] for c in r.extra] if k == 0 else [],
-                "weights": [list(w) for w in r.weights],
-                "seed": r.seed,
-                "placements": [[p.before.names[h], n] for h, n in sp.plan.per_host().items()],
-            }
-            for k, sp in enumerate(p.parts)
-        ]
+        parts = scale_parts(p)
         placed = {sp.service: sp.plan.placed for sp in p.parts}
         details = {"request": r.describe(), "placed": placed, "unplaced": {sp.service: sp.plan.unplaced for sp in p.parts}}
         if not any(placed.values()):

@@ -14,6 +14,7 @@ from cockpit.engine.actions import Outcome
 from cockpit.store.models import ManifestRow, RegistryHealthRow, RegistryImageRow, ReplicationRow, ReplicationTaskRow
 
 ACTIVE = ("pending", "running")
+MAX_IMAGES = 500  # images named in one replication
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ class ExecutionView:
     tasks_failed: int
     tasks_conflict: int
     bytes_moved: int
+    bytes_needed: int  # the sizes of the blobs each destination lacked (what had to move)
     created_t: float
     real_started: float | None
     real_finished: float | None
@@ -148,7 +150,8 @@ class RegistryFacade:
         for r in ReplicationRow.select().order_by(ReplicationRow.id.desc()).limit(limit):
             ran = ((r.real_finished or now) - r.real_started) if r.real_started else 0.0
             out.append(ExecutionView(r.id, r.policy, r.trigger, r.state, r.actor, r.scope, r.tasks_total, r.tasks_done,
-                                     r.tasks_failed, r.tasks_conflict, r.bytes_moved, r.created_t, r.real_started,
+                                     r.tasks_failed, r.tasks_conflict, r.bytes_moved, r.bytes_needed, r.created_t,
+                                     r.real_started,
                                      r.real_finished, r.bytes_moved / ran if ran > 0 else 0.0, r.error))
         return out
 
@@ -207,19 +210,43 @@ class RegistryFacade:
 
     # --- actions ------------------------------------------------------------------------------------
 
+    def replication_refusal(self, policy: str, images: list[str] | None = None) -> str | None:
+        """Why a replication of these images (None: every image) with this policy cannot start,
+        in one line, or None: an unknown policy, what is not an image NAME:TAG, an image the
+        policy's filters leave out, or one its source does not hold (as the store last saw it)."""
+        p = next((x for x in self.world.replication if x.name == policy), None)
+        if p is None:
+            return (f"no replication policy named {policy!r} "
+                    f"(policies: {', '.join(x.name for x in self.world.replication) or 'none'})")
+        images = images or []
+        if len(images) > MAX_IMAGES:
+            return (f"at most {MAX_IMAGES} images in one replication, got {len(images)}: name none for every image "
+                    "the policy covers")
+        bad = next((i for i in images if not all(i.rpartition(":")[::2]) or "/" in i.rpartition(":")[2]), None)
+        if bad is not None:
+            return f"{bad!r} is not an image NAME:TAG"
+        outside = next((i for i in images if not (p.repositories.allows(i.rpartition(":")[0])
+                                                  and p.tags.allows(i.rpartition(":")[2]))), None)
+        if outside is not None:
+            return (f"policy {p.name} does not cover {outside} (repositories: {_filter_text(p.repositories)}; "
+                    f"tags: {_filter_text(p.tags)})")
+        held = {(r, t) for r, t in RegistryImageRow.select(RegistryImageRow.repo, RegistryImageRow.tag).where(
+            RegistryImageRow.registry == p.source).tuples()}
+        if held:  # known: the store has seen what the source holds
+            absent = next((i for i in images if tuple(i.rsplit(":", 1)) not in held), None)
+            if absent is not None:
+                return (f"{p.source} does not hold {absent} (as last seen), so policy {p.name} has nothing of it "
+                        "to replicate")
+        return None
+
     def replicate(self, policy: str, images: list[str] | None = None) -> Outcome:
         """Start a policy's replication now (of some images, or all it covers)."""
         from cockpit.engine.replication import queue
 
-        if policy not in {p.name for p in self.world.replication}:
-            return Outcome(False, f"no replication policy named {policy!r} "
-                                  f"(policies: {', '.join(p.name for p in self.world.replication) or 'none'})")
-        scope = None
-        if images:
-            bad = [i for i in images if ":" not in i or not i.rpartition(":")[0] or not i.rpartition(":")[2]]
-            if bad:
-                return Outcome(False, f"{bad[0]!r} is not an image NAME:TAG")
-            scope = [tuple(i.rsplit(":", 1)) for i in images]
+        why = self.replication_refusal(policy, images)
+        if why is not None:
+            return Outcome(False, why)
+        scope = [tuple(i.rsplit(":", 1)) for i in images] if images else None
         now = self.clock().t
 
         def do() -> str:

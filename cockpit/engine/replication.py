@@ -19,9 +19,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,7 @@ HEALTH_S = 5.0  # how often the registries are pinged
 SCAN_S = 60.0  # how often real registries are asked what they hold
 FINAL = ("succeeded", "failed", "stopped", "conflict")
 SPOOL_MAX_BYTES = 2 << 30  # verified blobs kept for the next executions; the least recently used go first
+MAX_RUNNING = 4  # executions carried forward side by side (a slow link holds up only its own)
 
 
 class Stopped(Exception):
@@ -60,12 +61,37 @@ class TokenBucket:
         self._free_at = clock()
 
     def take(self, n: int) -> None:
+        """Wait until these n bytes fit under the cap (their own time included, so a transfer
+        of size S takes S / rate, not one chunk less)."""
         with self._lock:
             start = max(self._free_at, self.clock())
             self._free_at = start + n / self.rate
-            wait = start - self.clock()
+            wait = self._free_at - self.clock()
         if wait > 0:
             self.sleep(wait)
+
+
+class _Turns:
+    """Locks by key, made when first wanted and dropped when nobody holds or waits for them:
+    transfers of one blob to one destination take turns, whichever execution they belong to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[tuple[str, ...], list] = {}  # key -> [lock, holders and waiters]
+
+    @contextmanager
+    def turn(self, key: tuple[str, ...]) -> Iterator[None]:
+        with self._lock:
+            entry = self._held.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._held[key]
 
 
 @dataclass
@@ -76,8 +102,6 @@ class _Run:
     spool: Path
     limiter: TokenBucket | None
     fetched: dict[str, Spooled] = field(default_factory=dict)
-    fetching: dict[str, threading.Lock] = field(default_factory=dict)
-    pushing: dict[tuple[str, str], threading.Lock] = field(default_factory=dict)
     placed: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (destination, blob) -> repositories
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,6 +133,10 @@ class Replicator(Background):
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self._health_at = 0.0
         self._scan_at = 0.0
+        self._turns = _Turns()
+        self._inflight: set[int] = set()  # executions a runner thread is carrying forward
+        self._inflight_lock = threading.Lock()
+        self._lease_lost = threading.Event()
         super().__init__()
 
     # --- the thread -------------------------------------------------------------------------------
@@ -117,19 +145,65 @@ class Replicator(Background):
         self.recover()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.upkeep()
-                worked = self.run_once()
-            except LeaseLost:
-                log.warning("replicator stopped: the engine lease is gone")
-                return
-            except Exception:  # noqa: BLE001 - the replicator must not die silently in a thread
-                log.exception("replicator")
-                worked = False
-            if not worked:
+        """Up to MAX_RUNNING executions at once, oldest first, each on a runner thread with its
+        own task pool; an execution waiting out a back-off gives its place up meanwhile."""
+        self._lease_lost.clear()
+        with ThreadPoolExecutor(MAX_RUNNING, thread_name_prefix="execution") as runners:
+            while not self._stop.is_set() and not self._lease_lost.is_set():
+                try:
+                    self.upkeep()
+                    for ex_id in self._ready(MAX_RUNNING - len(self._inflight)):
+                        with self._inflight_lock:
+                            self._inflight.add(ex_id)
+                        runners.submit(self._carry, ex_id)
+                except LeaseLost:
+                    self._lease_lost.set()
+                except Exception:  # noqa: BLE001 - the replicator must not die silently in a thread
+                    log.exception("replicator")
                 self._wake.wait(timeout=1.0)
                 self._wake.clear()
+            if self._lease_lost.is_set():
+                log.warning("replicator stopped: the engine lease is gone")
+                self._stop.set()  # the runners end at their next blob
+
+    def _ready(self, room: int) -> list[int]:
+        """The oldest open executions that no runner carries and that have something to do now
+        (to plan, to stop, a task due, or all settled)."""
+        if room <= 0:
+            return []
+        now = self.real_clock()
+        with self._inflight_lock:
+            busy = set(self._inflight)
+        out = []
+        for ex in (ReplicationRow.select().where(ReplicationRow.state.in_(("pending", "running")))
+                   .order_by(ReplicationRow.id).limit(room + len(busy) + 200)):
+            if ex.id in busy:
+                continue
+            open_tasks = ReplicationTaskRow.select().where((ReplicationTaskRow.execution == ex.id)
+                                                           & ReplicationTaskRow.state.in_(("pending", "running")))
+            due = open_tasks.where((ReplicationTaskRow.state == "pending")
+                                   & (ReplicationTaskRow.not_before_real <= now)).exists()
+            if ex.state == "pending" or ex.stop_requested or due or not open_tasks.exists():
+                out.append(ex.id)
+                if len(out) == room:
+                    break
+        return out
+
+    def _carry(self, ex_id: int) -> None:
+        """A runner: the execution forward until it ends or waits out a back-off."""
+        try:
+            while not self._stop.is_set():
+                ex = ReplicationRow.get_or_none(ReplicationRow.id == ex_id)
+                if ex is None or ex.state not in ("pending", "running") or not self._step(ex, wait=False):
+                    break
+        except LeaseLost:
+            self._lease_lost.set()
+        except Exception:  # noqa: BLE001 - one execution's trouble must not end the runner pool
+            log.exception("replication %s", ex_id)
+        finally:
+            with self._inflight_lock:
+                self._inflight.discard(ex_id)
+            self.kick()  # its place is free: the next one may start
 
     def recover(self) -> None:
         """Tasks an engine left running run again (their blobs already there are skipped); back-offs
@@ -219,11 +293,12 @@ class Replicator(Background):
         if pushed:
             self.kick()
 
-    def on_push(self, registry: str, repo: str, tag: str) -> int:
-        """A registry says an image was pushed (its notification, at the webhook): the policies
-        triggered by events from it replicate that image. The number of executions queued."""
+    def on_push(self, registry: str, images: list[tuple[str, str]]) -> int:
+        """A registry says images were pushed (one notification envelope, at the webhook): the
+        policies triggered by events from it replicate them, all queued in one transaction or
+        none (the registry sends the envelope again). The number of executions queued."""
         with self.fence():
-            n = self._on_push(registry, repo, tag, self.platform_now())
+            n = sum(self._on_push(registry, repo, tag, self.platform_now()) for repo, tag in images)
         self.kick()
         return n
 
@@ -239,21 +314,33 @@ class Replicator(Background):
     # --- executions --------------------------------------------------------------------------------
 
     def run_once(self) -> bool:
-        """Carry the oldest open execution forward. True when there was one to work on."""
+        """Carry the oldest open execution forward, on this thread (tests and benchmarks; the
+        replicator's own thread runs several at once). True when there was one to work on."""
         ex = (ReplicationRow.select().where(ReplicationRow.state.in_(("pending", "running")))
               .order_by(ReplicationRow.id).first())
         if ex is None:
             return False
+        self._step(ex, wait=True)
+        return True
+
+    def _step(self, ex: ReplicationRow, *, wait: bool) -> bool:
+        """Plan the execution if it is new, run its due tasks, finish it when all are settled.
+        True when there may be more to do at once (False: it ended, or every open task waits out
+        a back-off; `wait` then waits a little on this thread)."""
         if ex.stop_requested:
             self._finish(ex.id)
-            return True
-        if ex.state == "pending":
-            if not self._plan(ex):
-                return True
-        self._work(ex)
+            return False
+        if ex.state == "pending" and not self._plan(ex):
+            return False
+        ran = self._work(ex)
+        if self._stop.is_set():
+            return False  # the engine is stopping: what is left is for the next one
         if not self._open(ex.id):
             self._finish(ex.id)
-        return True
+            return False
+        if not ran and wait:
+            self._stop.wait(0.2)  # all waiting out a back-off
+        return ran
 
     def _open(self, ex_id: int) -> bool:
         return ReplicationTaskRow.select().where((ReplicationTaskRow.execution == ex_id)
@@ -270,15 +357,26 @@ class Replicator(Background):
         except RegistryError as e:
             self._fail(ex.id, f"planning: the source: {e}")
             return False
+        except (LeaseLost, pw.PeeweeException):
+            raise
+        except Exception as e:  # noqa: BLE001 - an odd answer fails this execution, not the replicator
+            log.debug("planning replication %s", ex.id, exc_info=True)
+            self._fail(ex.id, "planning: the source: " + " ".join(f"{type(e).__name__}: {e}".split()))
+            return False
         dests = {}
+        dual = self.world.dual_peer(policy.source) in policy.destinations
+        only = [tuple(x) for x in ex.scope] if ex.scope else None
+        if only is not None and not self._covered(ex, policy, source, only):
+            return False
+        # Deletions look at every repository the destination holds: one whose last tag the
+        # source deleted is no longer in the source's list.
+        everything = policy.deletions and not dual and only is None
         for d in policy.destinations:
             try:
-                dests[d] = self._contents(d, policy, repos=source)
+                dests[d] = self._contents(d, policy, repos=None if everything else source)
             except RegistryError as e:  # copies are planned; each task then says what the destination answers
                 log.info("planning %s: %s", ex.policy, e)
                 dests[d] = {}
-        dual = self.world.dual_peer(policy.source) in policy.destinations
-        only = [tuple(x) for x in ex.scope] if ex.scope else None
         steps = plan(policy, {r: {t: d for t, (d, _) in tags.items()} for r, tags in source.items()},
                      {d: {r: {t: dg for t, (dg, _) in tags.items()} for r, tags in c.items()} for d, c in dests.items()},
                      dual=dual, only=only)
@@ -298,6 +396,22 @@ class Replicator(Background):
             ReplicationRow.update(state="running", tasks_total=len(steps), real_started=now_real).where(
                 ReplicationRow.id == ex.id).execute()
         return True
+
+    def _covered(self, ex: ReplicationRow, policy, source, only: list[tuple[str, str]]) -> bool:
+        """An execution of some images: at least one is the policy's and at the source. False
+        (the execution failed, saying why) when none is."""
+        if any(tag in source.get(repo, {}) for repo, tag in only):
+            return True
+        why = []
+        for repo, tag in only[:5]:
+            if not (allowed(repo, policy.repositories.include, policy.repositories.exclude)
+                    and allowed(tag, policy.tags.include, policy.tags.exclude)):
+                why.append(f"{repo}:{tag} is not covered by policy {policy.name}")
+            else:
+                why.append(f"{repo}:{tag} is not at the source {policy.source}")
+        more = f" (and {len(only) - 5} more)" if len(only) > 5 else ""
+        self._fail(ex.id, "nothing to replicate: " + "; ".join(why) + more)
+        return False
 
     def _contents(self, name: str, policy, *, record: bool = False, repos=None) -> dict[str, dict[str, tuple[str, Manifest]]]:
         """{repo: {tag: (digest, manifest)}} of a registry, under the policy's filters (the source's
@@ -326,8 +440,8 @@ class Replicator(Background):
                     if keep_manifests:
                         ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
 
-    def _work(self, ex: ReplicationRow) -> None:
-        """Run the execution's due tasks, `concurrency` at a time."""
+    def _work(self, ex: ReplicationRow) -> bool:
+        """Run the execution's due tasks, `concurrency` at a time. False when none was due."""
         policy = self.policies[ex.policy]
         run = _Run(ex.id, self.spool_dir / "blobs",
                    TokenBucket(policy.bandwidth_mbps * 1e6 / 8, self.sleep, self.clock) if policy.bandwidth_mbps else None)
@@ -336,11 +450,11 @@ class Replicator(Background):
             (ReplicationTaskRow.execution == ex.id) & (ReplicationTaskRow.state == "pending")
             & (ReplicationTaskRow.not_before_real <= self.real_clock())).order_by(ReplicationTaskRow.id))
         if not tasks:
-            self._stop.wait(0.2)  # all waiting out a back-off
-            return
+            return False
         with ThreadPoolExecutor(max(1, policy.concurrency), thread_name_prefix="replicate") as pool:
             for _ in pool.map(lambda t: self._task(run, t), tasks):
                 pass
+        return True
 
     def _task(self, run: _Run, task: ReplicationTaskRow) -> None:
         with self.fence():
@@ -349,12 +463,15 @@ class Replicator(Background):
                 ReplicationTaskRow.id == task.id).execute()
         try:
             if task.action == "delete":
-                moved, outcome = 0, self._delete(task)
+                moved, needed, outcome = 0, 0, self._delete(task)
             else:
-                moved, outcome = self._copy(run, task)
-            self._done(task, outcome, moved)
+                moved, needed, outcome = self._copy(run, task)
+            self._done(task, outcome, moved, needed)
         except Stopped:
-            self._record(task, "stopped", "the execution was stopped")
+            if ReplicationRow.get_by_id(task.execution).stop_requested:
+                self._record(task, "stopped", "the execution was stopped")
+            else:  # the engine is stopping: the next one runs it again
+                self._record(task, "pending", None)
         except RegistryError as e:
             if e.retry and task.attempts + 1 < self.max_attempts:
                 wait = min(self.backoff_s * 2.0 ** task.attempts, 60.0) * (0.5 + self._rng.random() / 2)
@@ -363,12 +480,19 @@ class Replicator(Background):
                 self._record(task, "failed", str(e))
         except OSError as e:  # the spool: a full disk, a file gone
             self._record(task, "failed", f"spool: {e.strerror or e}")
+        except (LeaseLost, pw.PeeweeException):
+            raise  # the store, not the task: the replicator's loop deals with it
+        except Exception as e:  # noqa: BLE001 - an odd answer fails its task, never the whole replication
+            log.debug("replication task %s (%s:%s to %s)", task.id, task.repo, task.tag, task.destination,
+                      exc_info=True)
+            self._record(task, "failed", " ".join(f"{type(e).__name__}: {e}".split()))
 
     def _stopping(self, ex_id: int) -> None:
         if self._stop.is_set() or ReplicationRow.get_by_id(ex_id).stop_requested:
             raise Stopped
 
-    def _copy(self, run: _Run, task: ReplicationTaskRow) -> tuple[int, str]:
+    def _copy(self, run: _Run, task: ReplicationTaskRow) -> tuple[int, int, str]:
+        """(bytes moved, bytes the destination lacked, outcome)."""
         src, dst = self.registries[task.source], self.registries[task.destination]
         m = src.manifest(task.repo, task.digest)
         if m is None:
@@ -381,54 +505,58 @@ class Replicator(Background):
                     raise RegistryError(task.source, "MANIFEST_UNKNOWN", f"{task.repo}@{child} (in an index) is gone")
                 children.append(cm)
         blobs = [d for mm in children + ([] if m.is_index else [m]) for d, _ in blobs_of(mm.media_type, mm.body)[0]]
-        moved = 0
+        moved = needed = 0
         for digest in dict.fromkeys(blobs):
             self._stopping(run.id)
-            moved += self._blob(run, src, dst, task.repo, digest)
+            sent, lacked = self._blob(run, src, dst, task.repo, digest)
+            moved, needed = moved + sent, needed + lacked
         for cm in children:
             dst.put_manifest(task.repo, cm.digest, cm)
         # The tag moves only if the destination still holds what it held when this was planned:
-        # someone may have pushed there since (the other master, a hand), and that is not ours to overwrite.
+        # someone may have pushed there since (the other master, a hand), and that is not ours to
+        # overwrite. A tag deleted there since leaves nothing to overwrite.
         now = dst.manifest(task.repo, task.tag)
         if now is not None and now.digest == task.digest:
-            return moved, "succeeded"  # already there (another execution, the other master)
-        if (now.digest if now is not None else None) != task.found:
-            return moved, f"conflict: {task.destination} now holds {now.digest} under this tag: left alone"
+            return moved, needed, "succeeded"  # already there (another execution, the other master)
+        if now is not None and now.digest != task.found:
+            return moved, needed, f"conflict: {task.destination} now holds {now.digest} under this tag: left alone"
         dst.put_manifest(task.repo, task.tag, m)
-        return moved, "succeeded"
+        return moved, needed, "succeeded"
 
-    def _blob(self, run: _Run, src: Registry, dst: Registry, repo: str, digest: str) -> int:
+    def _blob(self, run: _Run, src: Registry, dst: Registry, repo: str, digest: str) -> tuple[int, int]:
         """One blob to the destination: skipped when there, mounted when in another of its
-        repositories, else fetched (once, however many tasks need it) and pushed. Bytes moved.
-        Tasks that need one blob at one destination take turns: the first pushes it, the others
-        then mount it. What this execution placed itself is not asked about again."""
-        with run.lock:
-            turn = run.pushing.setdefault((dst.name, digest), threading.Lock())
-        with turn:
+        repositories, else fetched (once, however many tasks need it) and pushed. (Bytes moved,
+        bytes the destination lacked: the size of a blob it had to be sent.)
+        Tasks that need one blob at one destination take turns (across executions too): the first
+        pushes it, the others then mount it or find it. What this execution placed itself is not
+        asked about again."""
+        with self._turns.turn(("push", dst.name, digest)):
             with run.lock:
                 placed = run.placed.setdefault((dst.name, digest), set())
                 other = next(iter(sorted(placed - {repo})), None) if repo not in placed else None
             if repo in placed:
-                return 0
+                return 0, 0
             if other is not None and dst.mount_blob(repo, digest, other):
-                moved = 0
+                moved = needed = 0
             elif dst.has_blob(repo, digest):
-                moved = 0
+                moved = needed = 0
             else:
                 blob = self._fetch(run, src, repo, digest)
+                needed = blob.size  # the destination lacked it: known before anything is sent
                 dst.push_blob(repo, blob, run.limiter)
-                moved = blob.size
+                moved = os.path.getsize(blob.path) if blob.path is not None else blob.size
             with run.lock:
                 placed.add(repo)
-            return moved
+            return moved, needed
 
     def _fetch(self, run: _Run, src: Registry, repo: str, digest: str) -> Spooled:
-        with run.lock:
-            lock = run.fetching.setdefault(digest, threading.Lock())
-        with lock:  # two tasks needing one blob: the second waits for the first's copy
+        # Two tasks needing one blob (of this execution or another): the second waits for the
+        # first's copy, and takes it from the spool.
+        with self._turns.turn(("fetch", digest)):
             have = run.fetched.get(digest)
             if have is None:  # a verified file from an earlier execution is not fetched again
-                have = src.fetch_blob(repo, digest, str(run.spool), run.limiter)
+                # The cap is the destination link's: charged on the push only, not twice.
+                have = src.fetch_blob(repo, digest, str(run.spool))
                 run.fetched[digest] = have
                 if have.path is not None:
                     os.utime(have.path)  # recently used: the last to be pruned
@@ -441,18 +569,45 @@ class Replicator(Background):
             return "succeeded"
         if now.digest != task.found:
             return f"conflict: {task.destination} now holds {now.digest} under this tag: not deleted"
+        kept = self._sharing_tags(task, dst, now.digest)
+        if kept:  # deleting the manifest would take those tags with it
+            shown = ", ".join(kept[:5]) + (f" and {len(kept) - 5} more" if len(kept) > 5 else "")
+            return (f"kept: {task.repo}:{task.tag} left at {task.destination}: other tags kept there share its "
+                    f"manifest ({shown}), and the distribution API deletes only by digest")
         dst.delete_manifest(task.repo, now.digest)
         return "succeeded"
 
+    def _sharing_tags(self, task: ReplicationTaskRow, dst: Registry, digest: str) -> list[str]:
+        """The destination's other tags on this digest that this policy must keep: the ones the
+        source still holds, and the ones outside the policy's filters (not its to delete)."""
+        policy = self.policies[ReplicationRow.get_by_id(task.execution).policy]
+        at_source = set(self.registries[task.source].tags(task.repo))
+        out = []
+        for tag in dst.tags(task.repo):
+            if tag == task.tag:
+                continue
+            ours = allowed(tag, policy.tags.include, policy.tags.exclude)
+            if ours and tag not in at_source:
+                continue  # the source deleted it too: it goes with this one
+            m = dst.manifest(task.repo, tag)
+            if m is not None and m.digest == digest:
+                out.append(tag)
+        return out
+
     # --- recording -----------------------------------------------------------------------------------
 
-    def _done(self, task: ReplicationTaskRow, outcome: str, moved: int) -> None:
+    def _done(self, task: ReplicationTaskRow, outcome: str, moved: int, needed: int) -> None:
+        """Record a task's outcome: "succeeded", "kept: why" (a deletion left undone, on
+        purpose: it succeeded, with the note) or "conflict: why"."""
         now_t, now_real = self.platform_now(), self.real_clock()
+        kind, _, note = outcome.partition(": ")
         with self.fence():
-            if outcome == "succeeded":
-                ReplicationTaskRow.update(state="succeeded", bytes_moved=moved, bytes_needed=moved, error=None,
+            if kind in ("succeeded", "kept"):
+                ReplicationTaskRow.update(state="succeeded", bytes_moved=moved, bytes_needed=needed, error=note or None,
                                           real_finished=now_real).where(ReplicationTaskRow.id == task.id).execute()
-                if task.action == "delete":
+                if kind == "kept":
+                    journal.event(now_t, "info", "registry", task.destination, note)
+                elif task.action == "delete":
                     RegistryImageRow.delete().where((RegistryImageRow.registry == task.destination)
                                                     & (RegistryImageRow.repo == task.repo)
                                                     & (RegistryImageRow.tag == task.tag)).execute()
@@ -462,16 +617,17 @@ class Replicator(Background):
                         self._on_push(task.destination, task.repo, task.tag, now_t)
                 ReplicationRow.update(tasks_done=ReplicationRow.tasks_done + 1,
                                       bytes_moved=ReplicationRow.bytes_moved + moved,
-                                      bytes_needed=ReplicationRow.bytes_needed + moved).where(
+                                      bytes_needed=ReplicationRow.bytes_needed + needed).where(
                     ReplicationRow.id == task.execution).execute()
             else:
-                ReplicationTaskRow.update(state="conflict", bytes_moved=moved, error=outcome.split(": ", 1)[1],
+                ReplicationTaskRow.update(state="conflict", bytes_moved=moved, bytes_needed=needed, error=note,
                                           real_finished=now_real).where(ReplicationTaskRow.id == task.id).execute()
-                ReplicationRow.update(bytes_moved=ReplicationRow.bytes_moved + moved).where(
+                ReplicationRow.update(bytes_moved=ReplicationRow.bytes_moved + moved,
+                                      bytes_needed=ReplicationRow.bytes_needed + needed).where(
                     ReplicationRow.id == task.execution).execute()
                 journal.event(now_t, "warn", "registry", task.destination, f"{task.repo}:{task.tag}: {outcome}")
 
-    def _record(self, task: ReplicationTaskRow, state: str, error: str, not_before: float = 0.0) -> None:
+    def _record(self, task: ReplicationTaskRow, state: str, error: str | None, not_before: float = 0.0) -> None:
         with self.fence():
             ReplicationTaskRow.update(state=state, error=error, not_before_real=not_before,
                                       real_finished=None if state == "pending" else self.real_clock()).where(
@@ -502,7 +658,10 @@ class Replicator(Background):
                           "registry", f"replication {ex_id}",
                           f"replication {ex_id} ({ex.policy}) {state}: {counts.get('succeeded', 0)} copied, "
                           f"{counts.get('failed', 0)} failed, {counts.get('conflict', 0)} conflicts, {moved:,.1f} MB moved")
-        prune_spool(self.spool_dir / "blobs", self.spool_max_bytes)
+        with self._inflight_lock:
+            alone = self._inflight <= {ex_id}
+        if alone:  # another execution under way may be about to push a file of the spool
+            prune_spool(self.spool_dir / "blobs", self.spool_max_bytes)
 
 
 
@@ -551,6 +710,19 @@ def queue(policy: str, trigger: str, actor: str, now_t: float, now_real: float,
     """An execution to run (the caller's transaction)."""
     return ReplicationRow.insert(policy=policy, trigger=trigger, scope=[list(x) for x in scope] if scope else None,
                                  state="pending", actor=actor, created_t=now_t, real_created=now_real).execute()
+
+
+def queue_scheduled(policy: str, now_t: float, now_real: float) -> int | None:
+    """A cron firing's execution (the caller's transaction), unless the policy already has one
+    pending or running: then the firing is skipped, and an event says so. The execution, or None."""
+    open_ = (ReplicationRow.select(ReplicationRow.id).where((ReplicationRow.policy == policy)
+                                                             & ReplicationRow.state.in_(("pending", "running")))
+             .order_by(ReplicationRow.id).first())
+    if open_ is not None:
+        journal.event(now_t, "info", "registry", f"replication {open_.id}",
+                      f"{policy}: the scheduled replication was skipped: replication {open_.id} of it is still open")
+        return None
+    return queue(policy, "cron", f"cron:{policy}", now_t, now_real)
 
 
 def step_of(row: ReplicationTaskRow) -> Step:

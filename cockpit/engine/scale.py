@@ -22,6 +22,25 @@ from cockpit.engine.tasks import Ctx, TaskError
 from cockpit.store.models import ContainerRow, TaskRow
 
 
+def scale_parts(p) -> list[dict]:
+    """A previewed plan (core.whatif.Preview) as a scale task's parts: each service with its
+    placements, which the task checks again against the platform as it is then."""
+    r = p.request
+    return [
+        {
+            "service": sp.service,
+            "count": sp.count,
+            "idc": r.idc,
+            "strategy": r.strategy,
+            "extra": [[c.key, c.op, c.value] for c in r.extra] if k == 0 else [],
+            "weights": [list(w) for w in r.weights],
+            "seed": r.seed,
+            "placements": [[p.before.names[h], n] for h, n in sp.plan.per_host().items()],
+        }
+        for k, sp in enumerate(p.parts)
+    ]
+
+
 def request_of(part: dict, services: dict) -> Request:
     return Request.for_service(
         services[part["service"]],

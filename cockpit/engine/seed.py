@@ -61,6 +61,13 @@ def ensure_seeded(db: pw.Database, world: World, *, reset: bool = False) -> bool
                 f"world {world.name!r} changed since this store was seeded from it ({world.source}): "
                 "run with --reset to start the platform again from the file, or give another --db"
             )
+        if get_meta("scale_rules") == "from_world":  # upgraded to schema 6: its rules are the world's
+            from cockpit.store.models import ScaleRuleRow
+
+            with all_or_nothing(db, "writing the world's autoscaling rules"):
+                if not ScaleRuleRow.select().exists():  # rules someone already wrote are theirs
+                    seed_rules(world)
+                set_meta("scale_rules", "seeded")
         return False
     held = holdings()
     if held:
@@ -68,6 +75,16 @@ def ensure_seeded(db: pw.Database, world: World, *, reset: bool = False) -> bool
                         f"(its world name is missing): the store is damaged; {WAY_OUT}")
     seed(db, world, digest)
     return True
+
+
+def seed_rules(world: World) -> None:
+    """The world's autoscaling rules as data, in its order (inside the caller's transaction)."""
+    from cockpit.core.autoscale.rules import rule_spec
+    from cockpit.store.models import ScaleRuleRow
+
+    if world.autoscaling:
+        ScaleRuleRow.insert_many([{"name": r.name, "spec": rule_spec(r), "position": i, "paused": not r.enabled}
+                                  for i, r in enumerate(world.autoscaling)]).execute()
 
 
 def holdings() -> str | None:
@@ -113,6 +130,7 @@ def _write(db: pw.Database, world: World, digest: str, hosts, table, initial, re
         ServiceRow.insert_many([records.service_row(s) for s in world.services]).execute()
         if world.templates:
             TemplateRow.insert_many([records.template_row(t) for t in world.templates]).execute()
+        seed_rules(world)
         addresses = host_addresses(h.idc for h in hosts)
         rows = [
             {

@@ -73,3 +73,16 @@ class PlatformState:
             services=services,
             layout=layout_from(hosts, services, table.counts),
         )
+
+
+def catalog(world, services: dict[str, Service] | None = None):
+    """Services (read now unless given), templates, hardware: what a preview needs besides hosts."""
+    from cockpit.core.whatif import Catalog
+    from cockpit.store.models import TemplateRow
+
+    return Catalog(
+        services=services if services is not None else {r.name: records.service(r) for r in ServiceRow.select()},
+        templates={r.sid: records.template(r) for r in TemplateRow.select()},
+        hardware={h.name: h for h in world.hardware},
+        shared_pool=world.shared_pool.name,
+    )

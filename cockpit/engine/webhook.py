@@ -22,21 +22,53 @@ EVENTS_TYPE = "application/vnd.docker.distribution.events.v1+json"
 MAX_BODY = 1 << 20  # a notification envelope is small; anything bigger is not one
 
 
-def pushes(envelope: dict) -> list[tuple[str, str]]:
-    """(repository, tag) of every push of a tag in a notification envelope."""
-    out = []
-    for ev in envelope.get("events", []):
-        target = ev.get("target") or {}
-        if ev.get("action") == "push" and target.get("repository") and target.get("tag"):
-            out.append((str(target["repository"]), str(target["tag"])))
-    return out
+MAX_EVENTS = 10_000  # docker-registry sends a few per envelope
+
+
+class Malformed(ValueError):
+    """Not a notification envelope: the registry gets 400 (and does not send it again)."""
+
+
+def pushes(envelope: object) -> list[tuple[str, str]]:
+    """(repository, tag) of every push of a tag in a notification envelope, each once; Malformed
+    (saying what and where) when it is not an envelope. A push without a tag (a blob, a manifest
+    by digest) names no image and is skipped."""
+    if not isinstance(envelope, dict):
+        raise Malformed("the body is not a JSON object")
+    events = envelope.get("events")
+    if not isinstance(events, list):
+        raise Malformed("'events' is not a list")
+    if len(events) > MAX_EVENTS:
+        raise Malformed(f"{len(events):,} events; at most {MAX_EVENTS:,} in one envelope")
+    out: dict[tuple[str, str], None] = {}
+    for i, ev in enumerate(events):
+        if not isinstance(ev, dict):
+            raise Malformed(f"events[{i}] is not an object")
+        action, target = ev.get("action"), ev.get("target")
+        if not isinstance(action, str):
+            raise Malformed(f"events[{i}].action is missing or not a string")
+        if not isinstance(target, dict):
+            raise Malformed(f"events[{i}].target is missing or not an object")
+        if action != "push":
+            continue
+        repo, tag = target.get("repository"), target.get("tag")
+        if not isinstance(repo, str) or not repo:
+            raise Malformed(f"events[{i}].target.repository is missing or not a string")
+        if tag is None:
+            continue
+        if not isinstance(tag, str) or not tag:
+            raise Malformed(f"events[{i}].target.tag is not a string")
+        out[(repo, tag)] = None
+    return list(out)
 
 
 class WebhookServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], token: str, registries: set[str],
-                 on_push: Callable[[str, str, str], int]):
+                 on_push: Callable[[str, list[tuple[str, str]]], int]):
+        """`on_push(registry, [(repository, tag), ...])` queues the replications of an envelope's
+        pushes, all in one transaction (a resend must not queue some of them twice)."""
         if not token:  # an open webhook would let anyone start replications
             raise ValueError("no bearer token: the webhook is not served without one")
         self.token = token
@@ -93,14 +125,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(413, "not a notification envelope")
             return
         try:
-            envelope = json.loads(self.rfile.read(n) or b"{}")
+            images = pushes(json.loads(self.rfile.read(n) or b"{}"))
+        except Malformed as e:
+            self._answer(400, f"not a notification envelope: {e}")
+            return
         except ValueError:
-            self._answer(400, "not JSON")
+            self._answer(400, "not a notification envelope: not JSON")
             return
         try:
-            for repo, tag in pushes(envelope if isinstance(envelope, dict) else {}):
-                self.server.on_push(parts[1], repo, tag)
-                self.server.received += 1
+            if images:
+                self.server.on_push(parts[1], images)
+            self.server.received += len(images)
         except Exception as e:  # noqa: BLE001 - the registry retries while we cannot take it (a lost lease)
             log.warning("webhook: could not take a notification from %s: %s", parts[1], e)
             self._answer(503, "the engine cannot take it now")

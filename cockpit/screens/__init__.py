@@ -12,6 +12,7 @@ VIEWS: dict[str, tuple[str, str]] = {
     "ecs": ("cockpit.screens.ecs", "EcsScreen"),
     "costs": ("cockpit.screens.costs", "CostsScreen"),
     "registry": ("cockpit.screens.registry", "RegistryScreen"),
+    "scale": ("cockpit.screens.scale", "ScaleScreen"),
     "events": ("cockpit.screens.events", "EventsScreen"),
     "audit": ("cockpit.screens.audit", "AuditScreen"),
 }

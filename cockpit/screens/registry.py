@@ -47,9 +47,6 @@ from cockpit.widgets.registry_rows import (
 )
 
 MATRIX_S = 5.0  # the matrix is read every tick on its tab, else at most this often (the summary counts it)
-MAX_IMAGES = 500  # images named in one replication from the form
-
-
 # --- the view ----------------------------------------------------------------------------------
 
 
@@ -413,27 +410,12 @@ class RegistryScreen(PolledView):
 
     def _confirm_replicate(self, world: World, name: str, images_text: str) -> None:
         """The form's answer, checked; then what it will do, to confirm."""
-        try:
-            p = world.policy(name)
-        except KeyError:
-            self.notify(f"no replication policy named {name!r} (policies: "
-                        f"{', '.join(x.name for x in world.replication)})", severity="error")
-            return
         images = [x for x in re.split(r"[,\s]+", images_text) if x]
-        if len(images) > MAX_IMAGES:
-            self.notify(f"at most {MAX_IMAGES} images in one replication, got {len(images)}: leave the field empty "
-                        "for every image", severity="error")
+        why = self.cockpit_app.cockpit.replication_refusal(name, images)  # the CLI's check, shared
+        if why is not None:
+            self.notify(why, severity="error")
             return
-        bad = next((i for i in images if not all(i.rpartition(":")[::2]) or "/" in i.rpartition(":")[2]), None)
-        if bad is not None:
-            self.notify(f"{bad!r} is not an image NAME:TAG", severity="error")
-            return
-        outside = next((i for i in images if not (p.repositories.allows(i.rpartition(":")[0])
-                                                  and p.tags.allows(i.rpartition(":")[2]))), None)
-        if outside is not None:
-            self.notify(f"policy {p.name} does not cover {outside} (repositories: {_globs(p.repositories)}; "
-                        f"tags: {_globs(p.tags)})", severity="error")
-            return
+        p = world.policy(name)
         what = ", ".join(images[:5]) + (f" and {len(images) - 5} more" if len(images) > 5 else "")
         override = ("a tag that holds another digest there is replaced (override)" if p.override else
                     "a tag that holds another digest there is reported as a conflict and left alone")
@@ -456,6 +438,3 @@ class RegistryScreen(PolledView):
                     "settled).\nThe copies under way finish first; the tasks not started are not run.",
                     lambda: app.cockpit.stop_replication(e.id))
 
-
-def _globs(f) -> str:
-    return ", ".join(f.include) + (f" except {', '.join(f.exclude)}" if f.exclude else "")

@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
@@ -71,9 +71,16 @@ def _v5_registries(db: pw.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([RegistryImageRow, ManifestRow, ReplicationRow, ReplicationTaskRow, RegistryHealthRow])
 
 
+def _v6_autoscaling(db: pw.Database, migrator: SchemaMigrator) -> None:
+    from cockpit.store.models import ScaleDecisionRow, ScaleMemoryRow, ScaleRuleRow, ServiceMetricRow
+
+    db.create_tables([ScaleRuleRow, ScaleMemoryRow, ScaleDecisionRow, ServiceMetricRow])
+    set_meta("scale_rules", "from_world")  # the world's rules are written when it is next opened with it
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
 MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls,
-                                    5: _v5_registries}
+                                    5: _v5_registries, 6: _v6_autoscaling}
 
 
 def data_dir() -> Path:

@@ -414,6 +414,66 @@ class RegistryHealthRow(Base):
         table_name = "registry_health"
 
 
+class ScaleRuleRow(Base):
+    """An autoscaling rule as data (schema 6): seeded from the world, then edited in `:scale`; the
+    engine reads them at every evaluation, so an edit takes effect without a restart."""
+
+    name = pw.CharField(primary_key=True)
+    spec = JSONField()  # the rule's mapping, as in the world file
+    position = pw.IntegerField(default=0)
+    paused = pw.BooleanField(default=False)
+    updated_by = pw.CharField(null=True)
+    updated_real = pw.DoubleField(null=True)
+
+    class Meta:
+        table_name = "scale_rule"
+
+
+class ScaleMemoryRow(Base):
+    """What the rules remember about a service between evaluations (core.autoscale.memory)."""
+
+    service = pw.CharField(primary_key=True)
+    memory = JSONField()
+
+    class Meta:
+        table_name = "scale_memory"
+
+
+class ScaleDecisionRow(Base):
+    """A change the rules decided, explained, and the task that carries it out."""
+
+    t = pw.DoubleField(index=True)
+    service = pw.CharField(index=True)
+    pool = pw.CharField()
+    current = pw.IntegerField()
+    desired = pw.IntegerField()
+    rule = pw.CharField(null=True)
+    formula = pw.TextField()
+    note = pw.TextField(default="")
+    inputs = JSONField(default=dict)
+    task = pw.IntegerField(null=True)
+    outcome = pw.TextField(default="")  # what was asked of the platform
+
+    class Meta:
+        table_name = "scale_decision"
+
+
+class ServiceMetricRow(Base):
+    """Each service at each evaluation: what `predict` looks back on and `:scale` charts."""
+
+    service = pw.CharField()
+    t = pw.DoubleField()
+    qps = pw.DoubleField()
+    cpu_pct = pw.DoubleField()
+    running = pw.IntegerField()
+    starting = pw.IntegerField()
+    desired = pw.IntegerField()
+
+    class Meta:
+        table_name = "service_metric"
+        indexes = ((("service", "t"), True), (("t",), False))
+
+
 ALL_MODELS = [
     Meta,
     PoolRow,
@@ -437,4 +497,8 @@ ALL_MODELS = [
     ReplicationRow,
     ReplicationTaskRow,
     RegistryHealthRow,
+    ScaleRuleRow,
+    ScaleMemoryRow,
+    ScaleDecisionRow,
+    ServiceMetricRow,
 ]
