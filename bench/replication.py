@@ -38,7 +38,8 @@ import yaml  # noqa: E402
 
 from cockpit import world as world_mod  # noqa: E402
 from cockpit.domain import DEFAULT_CONCURRENCY  # noqa: E402
-from cockpit.engine.replication import Replicator, queue  # noqa: E402
+from cockpit.engine.registry_watch import queue  # noqa: E402
+from cockpit.engine.replication import Replicator  # noqa: E402
 from cockpit.engine.seed import ensure_seeded  # noqa: E402
 from cockpit.store.db import open_store  # noqa: E402
 from cockpit.store.models import ReplicationRow  # noqa: E402

@@ -12,7 +12,8 @@ import urllib.request
 import pytest
 
 from cockpit import world as world_mod
-from cockpit.engine.replication import Replicator, queue
+from cockpit.engine.registry_watch import queue
+from cockpit.engine.replication import Replicator
 from cockpit.engine.seed import ensure_seeded
 from cockpit.engine.webhook import WebhookServer
 from cockpit.store.db import open_store

@@ -114,7 +114,7 @@ def test_registry_commands_status_replicate_and_executions(demo_db, capsys):
 
 
 def test_the_spool_keeps_the_recent_blobs_under_its_cap_and_drops_stale_downloads(tmp_path):
-    from cockpit.engine.replication import PART_STALE_S, prune_spool
+    from cockpit.engine.transfer import PART_STALE_S, prune_spool
     spool = tmp_path / "blobs"
     spool.mkdir()
     now = 1_000_000.0
@@ -133,7 +133,8 @@ def test_the_bandwidth_cap_is_charged_once_on_the_push_not_on_the_fetch_too(tmp_
     import threading
 
     from cockpit.backends.sim.registry import SimRegistry
-    from cockpit.engine.replication import Replicator, queue
+    from cockpit.engine.registry_watch import queue
+    from cockpit.engine.replication import Replicator
     from cockpit.engine.seed import ensure_seeded
     from cockpit.store.db import open_store
     from tests.test_replication import world_with
@@ -165,7 +166,7 @@ def test_the_bandwidth_cap_is_charged_once_on_the_push_not_on_the_fetch_too(tmp_
 def test_a_cron_firing_is_skipped_while_that_policy_has_a_replication_open(session, tmp_path):
     e = demo_engine(session, tmp_path)
     try:
-        until(lambda: e.active)
+        until(lambda: e.active and e.replicator is not None)  # it starts just after the lease is taken
         e.replicator.stop()  # the replications stay queued: nothing carries them forward
         before = ReplicationRow.select().count()
         e.replicate_on_schedule("release")

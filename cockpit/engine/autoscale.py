@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import numpy as np
+import peewee as pw
 
 from cockpit.core.autoscale.decide import Decision, Observation, evaluate
 from cockpit.core.autoscale.memory import Memory
@@ -52,14 +53,15 @@ def active_rules() -> list[AutoscaleRule]:
 def counts() -> dict[str, tuple[int, int]]:
     """service -> (serving, starting): running containers on hosts that are up, and those starting."""
     out: dict[str, list[int]] = {}
-    q = (ContainerRow.select(ContainerRow.service, ContainerRow.state, HostRow.alive)
-         .join(HostRow, on=(ContainerRow.host == HostRow.id)).tuples())
-    for service, state, alive in q:
+    q = (ContainerRow.select(ContainerRow.service, ContainerRow.state, HostRow.alive, pw.fn.COUNT(ContainerRow.id))
+         .join(HostRow, on=(ContainerRow.host == HostRow.id))
+         .group_by(ContainerRow.service, ContainerRow.state, HostRow.alive).tuples())
+    for service, state, alive, n in q:
         c = out.setdefault(service, [0, 0])
         if state == "starting":
-            c[1] += 1
+            c[1] += n
         elif state == "running" and alive:
-            c[0] += 1
+            c[0] += n
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 

@@ -4,9 +4,10 @@ replicator): started and stopped with the lease, nudged when new work is written
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 
 
-class Background:
+class Background(ABC):
     """`start()` runs `_loop()` in a daemon thread named THREAD; `kick()` wakes a loop that waits
     on `_wake`; `stop()` asks it to end (`_stop`) and waits for it."""
 
@@ -38,5 +39,6 @@ class Background:
     def _before_start(self) -> None:
         """On the caller's thread, before the loop starts (recovering what a dead engine left)."""
 
+    @abstractmethod
     def _loop(self) -> None:
-        raise NotImplementedError
+        """The thread's work, until `_stop` is set."""

@@ -523,7 +523,7 @@ class Engine:
         await asyncio.to_thread(self.replicate_on_schedule, policy)
 
     def replicate_on_schedule(self, policy: str) -> None:
-        from cockpit.engine.replication import queue_scheduled
+        from cockpit.engine.registry_watch import queue_scheduled
 
         if not self.active:
             return

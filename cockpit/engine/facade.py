@@ -23,7 +23,6 @@ from cockpit.engine.facade_headroom import HeadroomFacade
 from cockpit.engine.facade_registry import RegistryFacade
 from cockpit.engine.facade_scale import ScaleFacade
 from cockpit.engine.lease import current_holder
-from cockpit.store import records
 from cockpit.store.db import db_now
 from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
 

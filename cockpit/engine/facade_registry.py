@@ -241,7 +241,7 @@ class RegistryFacade:
 
     def replicate(self, policy: str, images: list[str] | None = None) -> Outcome:
         """Start a policy's replication now (of some images, or all it covers)."""
-        from cockpit.engine.replication import queue
+        from cockpit.engine.registry_watch import queue
 
         why = self.replication_refusal(policy, images)
         if why is not None:

@@ -19,10 +19,9 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import peewee as pw
@@ -34,79 +33,19 @@ from cockpit.domain import World
 from cockpit.engine import journal
 from cockpit.engine.background import Background
 from cockpit.engine.lease import LeaseLost
-from cockpit.engine.registries import manifest_row
-from cockpit.store.db import get_meta, set_meta
-from cockpit.store.models import ManifestRow, RegistryHealthRow, RegistryImageRow, ReplicationRow, ReplicationTaskRow
+from cockpit.engine.registry_watch import RegistryWatch, saw
+from cockpit.engine.transfer import Run, Stopped, TokenBucket, Turns, prune_spool
+from cockpit.store.models import RegistryImageRow, ReplicationRow, ReplicationTaskRow
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5  # tries of a task whose registry may come back (a cut connection, a 5xx)
-HEALTH_S = 5.0  # how often the registries are pinged
-SCAN_S = 60.0  # how often real registries are asked what they hold
 FINAL = ("succeeded", "failed", "stopped", "conflict")
 SPOOL_MAX_BYTES = 2 << 30  # verified blobs kept for the next executions; the least recently used go first
 MAX_RUNNING = 4  # executions carried forward side by side (a slow link holds up only its own)
 
 
-class Stopped(Exception):
-    """The execution was asked to stop."""
-
-
-class TokenBucket:
-    """A bandwidth cap shared by an execution's transfers (bytes a second)."""
-
-    def __init__(self, rate: float, sleep: Callable[[float], None] = time.sleep, clock=time.monotonic):
-        self.rate, self.sleep, self.clock = rate, sleep, clock
-        self._lock = threading.Lock()
-        self._free_at = clock()
-
-    def take(self, n: int) -> None:
-        """Wait until these n bytes fit under the cap (their own time included, so a transfer
-        of size S takes S / rate, not one chunk less)."""
-        with self._lock:
-            start = max(self._free_at, self.clock())
-            self._free_at = start + n / self.rate
-            wait = self._free_at - self.clock()
-        if wait > 0:
-            self.sleep(wait)
-
-
-class _Turns:
-    """Locks by key, made when first wanted and dropped when nobody holds or waits for them:
-    transfers of one blob to one destination take turns, whichever execution they belong to."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[tuple[str, ...], list] = {}  # key -> [lock, holders and waiters]
-
-    @contextmanager
-    def turn(self, key: tuple[str, ...]) -> Iterator[None]:
-        with self._lock:
-            entry = self._held.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._lock:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._held[key]
-
-
-@dataclass
-class _Run:
-    """What one execution shares among its transfers."""
-
-    id: int
-    spool: Path
-    limiter: TokenBucket | None
-    fetched: dict[str, Spooled] = field(default_factory=dict)
-    placed: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (destination, blob) -> repositories
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-class Replicator(Background):
+class Replicator(Background, RegistryWatch):
     THREAD = "replicator"
 
     def __init__(self, db: pw.Database, world: World, registries: dict[str, Registry], *,
@@ -133,7 +72,7 @@ class Replicator(Background):
         self.max_attempts, self.backoff_s = max_attempts, backoff_s
         self._health_at = 0.0
         self._scan_at = 0.0
-        self._turns = _Turns()
+        self._turns = Turns()
         self._inflight: set[int] = set()  # executions a runner thread is carrying forward
         self._inflight_lock = threading.Lock()
         self._lease_lost = threading.Event()
@@ -211,105 +150,6 @@ class Replicator(Background):
         with self.fence():
             ReplicationTaskRow.update(state="pending", not_before_real=0.0).where(
                 ReplicationTaskRow.state.in_(("running", "pending"))).execute()
-
-    # --- upkeep: health, the simulated platform's releases, pushes ------------------------------------
-
-    def upkeep(self) -> None:
-        """Every few seconds: ping the registries; on the simulated platform, push what its world
-        releases at this platform time; real registries are asked what they hold now and then."""
-        now = self.real_clock()
-        if now - self._health_at >= HEALTH_S:
-            self._health_at = now
-            self._health()
-        if self.simulated:
-            self._releases()
-        elif now - self._scan_at >= SCAN_S:
-            self._scan_at = now
-            self.scan()
-
-    def scan(self) -> None:
-        """What each real registry holds, every tag of every repository, replaces what the store
-        said (the matrix then shows the registries as they are, whatever changed them)."""
-        for name, reg in self.registries.items():
-            try:
-                held = {}
-                for repo in reg.catalog():  # outside any transaction
-                    for tag in reg.tags(repo):
-                        m = reg.manifest(repo, tag)
-                        if m is not None:
-                            held[(repo, tag)] = m
-            except RegistryError as e:
-                log.info("scan of %s: %s", name, e)
-                continue
-            now_t, now_real = self.platform_now(), self.real_clock()
-            with self.fence():
-                for (repo, tag), m in held.items():
-                    ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
-                    _saw(name, repo, tag, m.digest, now_t, now_real)
-                for row in RegistryImageRow.select().where(RegistryImageRow.registry == name):
-                    if (row.repo, row.tag) not in held:
-                        RegistryImageRow.delete().where(RegistryImageRow.id == row.id).execute()
-
-    def _health(self) -> None:
-        answers = []
-        for name, reg in self.registries.items():  # outside any transaction
-            start = time.monotonic()
-            try:
-                reg.ping()
-                answers.append((name, True, None, (time.monotonic() - start) * 1000))
-            except RegistryError as e:
-                answers.append((name, False, f"{e.code}: {e.message}", None))
-        now = self.real_clock()
-        with self.fence():
-            for name, ok, error, ms in answers:
-                RegistryHealthRow.insert(registry=name, ok=ok, error=error, latency_ms=ms, checked_real=now).on_conflict(
-                    conflict_target=[RegistryHealthRow.registry],
-                    update={RegistryHealthRow.ok: ok, RegistryHealthRow.error: error,
-                            RegistryHealthRow.latency_ms: ms, RegistryHealthRow.checked_real: now}).execute()
-
-    def _releases(self) -> None:
-        """The world's releases whose time has come: the image appears in its registry, as a push."""
-        now_t = self.platform_now()
-        done_t = float(get_meta("releases_t") or self.world.start.timestamp())
-        due = [r for r in self.world.releases if done_t < r.at.timestamp() <= now_t]
-        if not due and done_t >= now_t:
-            return
-        from cockpit.engine.registries import world_manifest
-
-        pushed = []
-        for r in due:  # the simulated registries: in memory, outside any transaction
-            m = world_manifest(self.world, r.image, r.variant)
-            self.registries[r.registry].hold(r.repo, r.tag, m)  # a push from elsewhere: not over our links
-            pushed.append((r, m))
-        with self.fence():
-            for r, m in pushed:
-                repo, tag = r.image.rsplit(":", 1)
-                ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
-                _saw(r.registry, repo, tag, m.digest, r.at.timestamp(), self.real_clock())
-                journal.event(r.at.timestamp(), "info", "registry", r.registry,
-                              f"{r.image} pushed to {r.registry}" + (f" ({r.variant})" if r.variant else ""))
-                self._on_push(r.registry, repo, tag, r.at.timestamp())
-            set_meta("releases_t", str(now_t))
-        if pushed:
-            self.kick()
-
-    def on_push(self, registry: str, images: list[tuple[str, str]]) -> int:
-        """A registry says images were pushed (one notification envelope, at the webhook): the
-        policies triggered by events from it replicate them, all queued in one transaction or
-        none (the registry sends the envelope again). The number of executions queued."""
-        with self.fence():
-            n = sum(self._on_push(registry, repo, tag, self.platform_now()) for repo, tag in images)
-        self.kick()
-        return n
-
-    def _on_push(self, registry: str, repo: str, tag: str, t: float) -> int:
-        n = 0
-        for p in self.world.replication:
-            if (p.source == registry and p.trigger == "event" and allowed(repo, p.repositories.include, p.repositories.exclude)
-                    and allowed(tag, p.tags.include, p.tags.exclude)):
-                queue(p.name, "event", f"push:{registry}", t, self.real_clock(), [(repo, tag)])
-                n += 1
-        return n
 
     # --- executions --------------------------------------------------------------------------------
 
@@ -430,20 +270,10 @@ class Replicator(Background):
         self._seen(name, out, keep_manifests=record)
         return out
 
-    def _seen(self, registry: str, contents, keep_manifests: bool) -> None:
-        """What a registry was seen to hold, for the matrix (and the source's manifests, for the layers)."""
-        now_t, now_real = self.platform_now(), self.real_clock()
-        with self.fence():
-            for repo, tags in contents.items():
-                for tag, (digest, m) in tags.items():
-                    _saw(registry, repo, tag, digest, now_t, now_real)
-                    if keep_manifests:
-                        ManifestRow.insert(**manifest_row(m)).on_conflict_ignore().execute()
-
     def _work(self, ex: ReplicationRow) -> bool:
         """Run the execution's due tasks, `concurrency` at a time. False when none was due."""
         policy = self.policies[ex.policy]
-        run = _Run(ex.id, self.spool_dir / "blobs",
+        run = Run(ex.id, self.spool_dir / "blobs",
                    TokenBucket(policy.bandwidth_mbps * 1e6 / 8, self.sleep, self.clock) if policy.bandwidth_mbps else None)
         run.spool.mkdir(parents=True, exist_ok=True)
         tasks = list(ReplicationTaskRow.select().where(
@@ -456,7 +286,7 @@ class Replicator(Background):
                 pass
         return True
 
-    def _task(self, run: _Run, task: ReplicationTaskRow) -> None:
+    def _task(self, run: Run, task: ReplicationTaskRow) -> None:
         with self.fence():
             ReplicationTaskRow.update(state="running", real_started=self.real_clock(),
                                       attempts=ReplicationTaskRow.attempts + 1).where(
@@ -491,7 +321,7 @@ class Replicator(Background):
         if self._stop.is_set() or ReplicationRow.get_by_id(ex_id).stop_requested:
             raise Stopped
 
-    def _copy(self, run: _Run, task: ReplicationTaskRow) -> tuple[int, int, str]:
+    def _copy(self, run: Run, task: ReplicationTaskRow) -> tuple[int, int, str]:
         """(bytes moved, bytes the destination lacked, outcome)."""
         src, dst = self.registries[task.source], self.registries[task.destination]
         m = src.manifest(task.repo, task.digest)
@@ -523,7 +353,7 @@ class Replicator(Background):
         dst.put_manifest(task.repo, task.tag, m)
         return moved, needed, "succeeded"
 
-    def _blob(self, run: _Run, src: Registry, dst: Registry, repo: str, digest: str) -> tuple[int, int]:
+    def _blob(self, run: Run, src: Registry, dst: Registry, repo: str, digest: str) -> tuple[int, int]:
         """One blob to the destination: skipped when there, mounted when in another of its
         repositories, else fetched (once, however many tasks need it) and pushed. (Bytes moved,
         bytes the destination lacked: the size of a blob it had to be sent.)
@@ -549,7 +379,7 @@ class Replicator(Background):
                 placed.add(repo)
             return moved, needed
 
-    def _fetch(self, run: _Run, src: Registry, repo: str, digest: str) -> Spooled:
+    def _fetch(self, run: Run, src: Registry, repo: str, digest: str) -> Spooled:
         # Two tasks needing one blob (of this execution or another): the second waits for the
         # first's copy, and takes it from the spool.
         with self._turns.turn(("fetch", digest)):
@@ -612,7 +442,7 @@ class Replicator(Background):
                                                     & (RegistryImageRow.repo == task.repo)
                                                     & (RegistryImageRow.tag == task.tag)).execute()
                 else:
-                    _saw(task.destination, task.repo, task.tag, task.digest, now_t, now_real)
+                    saw(task.destination, task.repo, task.tag, task.digest, now_t, now_real)
                     if self.simulated:  # a real registry notifies its pushes itself (the webhook)
                         self._on_push(task.destination, task.repo, task.tag, now_t)
                 ReplicationRow.update(tasks_done=ReplicationRow.tasks_done + 1,
@@ -663,66 +493,6 @@ class Replicator(Background):
         if alone:  # another execution under way may be about to push a file of the spool
             prune_spool(self.spool_dir / "blobs", self.spool_max_bytes)
 
-
-
-PART_STALE_S = 600  # a download not written to for this long belongs to an engine that died
-
-
-def prune_spool(spool: Path, max_bytes: int, now: float | None = None) -> None:
-    """Remove the least recently used blobs until the spool holds at most max_bytes; half-written
-    downloads (.part-*) go once nothing has written to them for PART_STALE_S (another execution
-    may be writing one now)."""
-    now = time.time() if now is None else now
-    try:
-        entries = [(e.stat().st_mtime, e.stat().st_size, e.path, e.name) for e in os.scandir(spool) if e.is_file()]
-    except OSError:
-        return
-    total = 0
-    for mtime, size, path, name in sorted(entries, reverse=True):
-        if name.startswith(".part-"):
-            stale = now - mtime > PART_STALE_S
-        else:
-            total += size
-            stale = total > max_bytes
-        if stale:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
-
-
-def _saw(registry: str, repo: str, tag: str, digest: str, now_t: float, now_real: float) -> None:
-    """A registry holds this digest under this tag; the lag counts from when it first did."""
-    row = RegistryImageRow.get_or_none((RegistryImageRow.registry == registry) & (RegistryImageRow.repo == repo)
-                                       & (RegistryImageRow.tag == tag))
-    if row is None:
-        RegistryImageRow.insert(registry=registry, repo=repo, tag=tag, digest=digest, since_t=now_t,
-                                seen_real=now_real).execute()
-    elif row.digest != digest:
-        RegistryImageRow.update(digest=digest, since_t=now_t, seen_real=now_real).where(
-            RegistryImageRow.id == row.id).execute()
-    else:
-        RegistryImageRow.update(seen_real=now_real).where(RegistryImageRow.id == row.id).execute()
-
-
-def queue(policy: str, trigger: str, actor: str, now_t: float, now_real: float,
-          scope: list[tuple[str, str]] | None = None) -> int:
-    """An execution to run (the caller's transaction)."""
-    return ReplicationRow.insert(policy=policy, trigger=trigger, scope=[list(x) for x in scope] if scope else None,
-                                 state="pending", actor=actor, created_t=now_t, real_created=now_real).execute()
-
-
-def queue_scheduled(policy: str, now_t: float, now_real: float) -> int | None:
-    """A cron firing's execution (the caller's transaction), unless the policy already has one
-    pending or running: then the firing is skipped, and an event says so. The execution, or None."""
-    open_ = (ReplicationRow.select(ReplicationRow.id).where((ReplicationRow.policy == policy)
-                                                             & ReplicationRow.state.in_(("pending", "running")))
-             .order_by(ReplicationRow.id).first())
-    if open_ is not None:
-        journal.event(now_t, "info", "registry", f"replication {open_.id}",
-                      f"{policy}: the scheduled replication was skipped: replication {open_.id} of it is still open")
-        return None
-    return queue(policy, "cron", f"cron:{policy}", now_t, now_real)
 
 
 def step_of(row: ReplicationTaskRow) -> Step:
