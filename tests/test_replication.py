@@ -98,6 +98,27 @@ def test_a_hierarchy_of_depth_three_moves_each_blob_once_per_registry(tmp_path, 
     assert sum(clients["reg-c"].stats.fetches.values()) == 0
 
 
+def test_a_later_execution_mounts_a_blob_an_earlier_one_placed_in_another_repository(tmp_path, registry_factory):
+    regs = {n: registry_factory(name=n) for n in ("a", "b")}
+    clients = {f"reg-{n}": r.client() for n, r in regs.items()}
+    w = world_with("""registries:
+  - {name: reg-a, idc: yf, role: master}
+  - {name: reg-b, idc: ali, role: slave, replicates_from: reg-a}""")
+    base = random_layer(300_000, "base")
+    images = {repo: make_image([base, random_layer(50_000, repo)], note=repo) for repo in ("feed-web", "user-web")}
+    for repo, image in images.items():
+        push_image(clients["reg-a"], repo, "1", image, tmp_path / "work")
+    shared = images["feed-web"].layers[0]
+    rep = setup(tmp_path, w, clients)
+    for repo in ("feed-web", "user-web"):  # two executions, as two pushes notified one after the other
+        ex = queue("reg-a", "event", "push:reg-a", 0, time.time(), [(repo, "1")])
+        run(rep)
+        assert execution(ex).state == "succeeded", execution(ex).error
+    # the second found the base layer in feed-web (HEAD in user-web says 404) and mounted it
+    assert clients["reg-b"].stats.uploads[shared] == 1
+    assert clients["reg-b"].stats.mounts[shared] == 1
+
+
 def test_a_push_notified_to_the_webhook_replicates_that_image(tmp_path, registry_factory):
     token = "hook-token"
     w = world_with("""registries:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5  # tries of a task whose registry may come back (a cut connection, a 5xx)
 FINAL = ("succeeded", "failed", "stopped", "conflict")
 SPOOL_MAX_BYTES = 2 << 30  # verified blobs kept for the next executions; the least recently used go first
+WHERE_MAX = 200_000  # (destination, blob) pairs remembered as mount sources
 MAX_RUNNING = 4  # executions carried forward side by side (a slow link holds up only its own)
 
 
@@ -73,6 +74,10 @@ class Replicator(Background, RegistryWatch):
         self._health_at = 0.0
         self._scan_at = 0.0
         self._turns = Turns()
+        # Where this engine has placed each blob at each destination, across executions: where to
+        # mount it from next time. A hint only (a mount that fails falls back to HEAD and push).
+        self._where: dict[tuple[str, str], set[str]] = {}
+        self._where_lock = threading.Lock()
         self._inflight: set[int] = set()  # executions a runner thread is carrying forward
         self._inflight_lock = threading.Lock()
         self._lease_lost = threading.Event()
@@ -363,9 +368,12 @@ class Replicator(Background, RegistryWatch):
         with self._turns.turn(("push", dst.name, digest)):
             with run.lock:
                 placed = run.placed.setdefault((dst.name, digest), set())
-                other = next(iter(sorted(placed - {repo})), None) if repo not in placed else None
-            if repo in placed:
-                return 0, 0
+                if repo in placed:
+                    return 0, 0
+                other = next(iter(sorted(placed)), None)
+            if other is None:  # placed by an earlier or concurrent execution, perhaps
+                with self._where_lock:
+                    other = next(iter(sorted(self._where.get((dst.name, digest), set()) - {repo})), None)
             if other is not None and dst.mount_blob(repo, digest, other):
                 moved = needed = 0
             elif dst.has_blob(repo, digest):
@@ -377,6 +385,10 @@ class Replicator(Background, RegistryWatch):
                 moved = os.path.getsize(blob.path) if blob.path is not None else blob.size
             with run.lock:
                 placed.add(repo)
+            with self._where_lock:
+                if len(self._where) > WHERE_MAX:
+                    self._where.clear()  # a hint: forgetting costs a HEAD and a push at worst
+                self._where.setdefault((dst.name, digest), set()).add(repo)
             return moved, needed
 
     def _fetch(self, run: Run, src: Registry, repo: str, digest: str) -> Spooled:
