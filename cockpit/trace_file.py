@@ -53,7 +53,7 @@ class TraceReader:
         names = [s.name for s in self.world.services]
         steps = DAY_S // step
         qps = self.series(d.get("qps"), ("qps",), names, steps, required=True)
-        past = self.series(d.get("past", {}), ("past",), names, None, required=False)
+        past = self.series(d.get("past", {}), ("past",), names, None, required=False, most=PAST_DAYS * steps)
         hot = self.hot_events(d.get("hot_events", []))
         if self.problems or start is None:
             raise ProblemsError(self.problems)
@@ -61,7 +61,7 @@ class TraceReader:
         past_arr = np.full((len(names), n_past), np.nan)
         for i, name in enumerate(names):
             if name in past:
-                v = past[name][-n_past:]
+                v = past[name]
                 past_arr[i, n_past - len(v):] = v
         return Trace(start, step, tuple(names), np.array([qps[n] for n in names]), past_arr, hot)
 
@@ -78,7 +78,7 @@ class TraceReader:
         self.bad(path, f"expected a timestamp with its offset, like 2026-11-26T00:00:00+08:00, got {v!r}")
         return None
 
-    def series(self, v, path, names, steps, required: bool) -> dict[str, np.ndarray]:
+    def series(self, v, path, names, steps, required: bool, most: int | None = None) -> dict[str, np.ndarray]:
         if not isinstance(v, dict):
             self.bad(path, "expected a mapping: service -> list of QPS, one per step")
             return {}
@@ -97,6 +97,9 @@ class TraceReader:
                 continue
             if steps is not None and len(vals) != steps:
                 self.bad(path + (name,), f"expected {steps} values (a day of steps), got {len(vals)}")
+                continue
+            if most is not None and len(vals) > most:
+                self.bad(path + (name,), f"expected at most {most} values (a week of steps), got {len(vals)}")
                 continue
             bad = next((i for i, x in enumerate(vals) if isinstance(x, bool) or not isinstance(x, (int, float))
                         or not math.isfinite(x) or not 0 <= x <= MAX_QPS), None)

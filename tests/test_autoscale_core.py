@@ -169,3 +169,41 @@ def test_memory_survives_a_round_trip_through_json():
     evaluate(SVC, [HPA], FREE, obs(cpu=80), mem, TZ)
     again = Memory.from_json(__import__("json").loads(__import__("json").dumps(mem.as_json())))
     assert again == mem
+
+
+def test_a_rate_limit_never_turns_a_scale_up_into_a_scale_down():
+    from cockpit.core.autoscale.hpa import rate_limited
+
+    rule = replace(HPA, up=(RatePolicy("pods", 4, 60),))
+    mem = Memory()
+    mem.changed(T0 - 30, 10, 40)  # 30 added within the period: it started at 10, so the limit is 14
+    # Kubernetes holds the current count rather than going down to 14
+    assert rate_limited(mem, T0, 50, 40, rule) == 40
+
+
+def test_a_period_starts_at_the_count_before_changes_both_ways():
+    from cockpit.core.autoscale.hpa import rate_limited
+
+    rule = replace(HPA, up=(RatePolicy("pods", 4, 60),))
+    mem = Memory()
+    mem.changed(T0 - 30, 36, 30)  # 6 removed within the period: it started at 36 -> at most 40
+    assert rate_limited(mem, T0, 50, 30, rule) == 40
+
+
+def test_a_scale_up_that_the_starting_containers_turn_around_changes_nothing():
+    # 10 serving at 80% and 10 starting, target 50%: over the serving ones, 1.6 (up); with the
+    # starting ones at 0%, 800 / (50 x 20) = 0.8 (down): the direction turns, so it stays at 20
+    assert rec(HPA, obs(running=10, starting=10, cpu=80)).count == 20
+
+
+def test_a_schedule_window_opening_is_found_for_the_engine_to_arm():
+    from cockpit.core.autoscale.decide import window_starts
+
+    rule = AutoscaleRule("peaks", "schedule", ("feed",), at=("12:30", "22:30"), lead_min=30, hold_min=60, factor=2,
+                         days="weekdays")
+    # from 11:59 to 12:01 the 12:30 window opens at 12:00; the 22:30 one later
+    assert window_starts(rule, T0 - 60, T0 + 60, TZ) == [T0]
+    assert window_starts(rule, T0, T0 + 60, TZ) == []  # (t0, t1]: already open at t0
+    assert window_starts(rule, T0, T0 + 86400, TZ) == [T0 + 10 * 3600, T0 + 86400]  # 22:00, then Friday 12:00
+    saturday = T0 + 2 * 86400 - 60
+    assert window_starts(rule, saturday, saturday + 120, TZ) == []

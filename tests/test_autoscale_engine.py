@@ -3,9 +3,11 @@ the same decisions as `cockpit simulate` for the same trace."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from cockpit import world as world_mod
+from cockpit.cli import main
 from cockpit.core.autoscale.simulate import simulate
 from cockpit.core.autoscale.trace import demo_trace
 from cockpit.engine.autoscale import Autoscaler
@@ -96,7 +98,10 @@ def test_a_rule_paused_or_edited_live_takes_effect_at_the_next_evaluation(tmp_pa
     assert [r.kind for r in view.rules] == ["cpu"] and view.decisions[0].desired == d.desired
 
 
-def test_the_engine_decides_as_cockpit_simulate_does_for_the_same_trace(tmp_path):
+def test_the_engine_decides_as_cockpit_simulate_does_for_the_same_trace(tmp_path, capsys):
+    """`cockpit simulate` and the engine's autoscaler (rules and memory kept in the store, as the
+    live engine keeps them) replay the same trace, fed the same observations by the capacity
+    model: they make the same decisions, formula for formula."""
     rules = """autoscaling:
   - {name: over, kind: cpu, services: [feed, user], threshold_pct: 60, factor: 2}
   - {name: keep, kind: target, services: [feed, user], target_pct: 40}
@@ -104,13 +109,55 @@ def test_the_engine_decides_as_cockpit_simulate_does_for_the_same_trace(tmp_path
   - {name: noon, kind: schedule, services: [feed], at: ["12:30"], lead_min: 30, hold_min: 60, factor: 1.2}
   - {name: hot, kind: event, services: [feed, user], factor: 2, hold_min: 60}
 """
-    w = small_world(rules, "scaling:\n  pools: [{pool: web, min: 4, max: 400, cooldown_min: 3, target_cpu_pct: 40}]\n")
-    trace = demo_trace(w, 3)
-    alone = simulate(w, trace, "rules")
+    scaling = "scaling:\n  pools: [{pool: web, min: 4, max: 400, cooldown_min: 3, target_cpu_pct: 40}]\n"
+    text = SMALL.read_text()
+    path = tmp_path / "w.yaml"
+    path.write_text(text[:text.index("autoscaling:")] + rules + scaling)
+    assert main(["simulate", "--world", str(path), "--seed", "3", "--policy", "rules", "--json", "--decisions"]) == 0
+    cli = json.loads(capsys.readouterr().out)["policies"]["rules"]["decisions"]
+    w = world_mod.load(path)
     db = store(tmp_path, w)
-    scaler = Autoscaler(w, db.atomic, act=False)  # rules and memory in the store, as the engine keeps them
-    engine = simulate(w, trace, "rules", decider=lambda t, obs, hist: scaler.step(t, obs, hist).decisions)
-    key = [(d.t, d.service, d.current, d.desired, d.rule, d.formula) for d in alone.decisions]
+    scaler = Autoscaler(w, db.atomic, act=False)
+    engine = simulate(w, demo_trace(w, 3), "rules", decider=lambda t, obs, hist: scaler.step(t, obs, hist).decisions)
+    key = [(d["t"], d["service"], d["current"], d["desired"], d["rule"], d["formula"]) for d in cli]
     assert len(key) > 10
     assert [(d.t, d.service, d.current, d.desired, d.rule, d.formula) for d in engine.decisions] == key
     assert ScaleDecisionRow.select().count() == len(key)
+
+
+def test_what_no_host_can_take_is_borrowed_and_ordered_once_and_every_decision_says_what_was_done(demo_db,
+                                                                                                  demo_world):
+    import time as _time
+
+    db = open_store(demo_db)
+    clock = FakeClock()
+    e = Engine(db, demo_world, speed=600, real_clock=clock)
+    assert e.step_lease()
+    now = e.platform_now()
+    TaskRow.insert(kind="hot_event", state="running", actor="sre", created_t=now, updated_t=now,
+                   real_created=_time.time(),
+                   spec={"name": "big", "services": ["feed", "user", "card"], "factor": 4.0, "duration_min": 120,
+                         "start_t": now}).execute()
+    for _ in range(4):  # four evaluations, a platform minute apart, tasks carried out between them
+        clock.t += 0.1
+        e.step_lease()
+        e.tick()
+        e.autoscale()
+        while e.run_tasks():
+            pass
+    decisions = list(ScaleDecisionRow.select().order_by(ScaleDecisionRow.id))
+    assert decisions and all(d.outcome for d in decisions)
+    feed = [d for d in decisions if d.service == "feed"]
+    assert "no host with room" in feed[0].outcome and "ordering" in feed[0].outcome
+    assert any("on their way" in d.outcome for d in feed[1:])
+    from cockpit.store.models import EcsOrderRow
+
+    borrow = [t for t in TaskRow.select().where((TaskRow.kind == "pool_move") & (TaskRow.actor == "autoscaler"))]
+    assert len([t for t in borrow if t.spec["to_pool"] == "feed-web"]) == 1
+    # an order is topped up by what is still lacking, never placed again whole
+    orders = [o.count for o in EcsOrderRow.select().where(EcsOrderRow.pool == "feed-web").order_by(EcsOrderRow.id)]
+    assert orders and len(set(orders)) == len(orders)
+    # dependents scaled by their own rules are not also pulled in by feed's template
+    for t in TaskRow.select().where((TaskRow.kind == "scale") & (TaskRow.actor == "autoscaler")):
+        services = [p["service"] for p in t.spec["parts"]]
+        assert services == [t.spec["autoscale"]], services

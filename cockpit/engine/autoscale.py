@@ -119,6 +119,7 @@ class Autoscaler:
         busy = self._waiting()
         mems = {r.service: Memory.from_json(r.memory) for r in ScaleMemoryRow.select()}
         hist = hist or history(self.world.scaling.interval_s)
+        covered = {name for r in rules for name in r.services}
         decisions, skipped = [], []
         for s in self.world.services:
             mine = [r for r in rules if s.name in r.services]
@@ -130,7 +131,7 @@ class Autoscaler:
             mem = mems.setdefault(s.name, Memory())
             decisions.append(evaluate(s, mine, self.world.scaling.limits(s.pool), observations[s.name], mem,
                                       self.world.traffic.tz, hist))
-        plans = {d.service: self._plan(d) for d in decisions if d.change and self.act}
+        plans = {d.service: self._plan(d, covered) for d in decisions if d.change and self.act}
         with self.fence():
             self._record(t, observations, decisions, mems, plans)
             set_meta("autoscale_last_t", repr(t))
@@ -144,25 +145,34 @@ class Autoscaler:
             out.add(spec.get("service") if kind == "scale_in" else spec.get("autoscale", ""))
         return out
 
-    def _plan(self, d: Decision) -> dict:
-        """What to ask of the platform for a decision: the task's spec, and hosts to borrow or order."""
+    def _plan(self, d: Decision, covered: set[str]) -> Plan:
+        """What to ask of the platform for a decision (read and planned outside the transaction)."""
         if d.change < 0:
-            return {"kind": "scale_in", "spec": {"service": d.service, "count": -d.change, "idc": None}}
+            return Plan("scale_in", {"service": d.service, "count": -d.change, "idc": None}, -d.change)
         from cockpit.core.whatif import WhatIf, preview
         from cockpit.engine.scale import scale_parts
         from cockpit.engine.state import catalog, current_table
 
         table, services, _ = current_table()
         p = preview(table, catalog(self.world, services), WhatIf(d.service, None, d.change))
+        # What the templates pull in, except services the rules scale themselves in this pass:
+        # their own rules see their own load (counting both would scale them twice).
+        keep = [(part, sp) for part, sp in zip(scale_parts(p), p.parts)
+                if part["service"] == d.service or part["service"] not in covered]
+        parts = [part for part, sp in keep if sp.plan.placed]
         need = p.root.need
-        return {"kind": "scale", "spec": {"request": f"autoscale {d.service} +{d.change}", "autoscale": d.service,
-                                          "parts": scale_parts(p)},
-                "placed": {sp.service: sp.plan.placed for sp in p.parts},
-                "shared_hosts": need.shared_hosts if need else 0, "ecs_hosts": need.ecs_hosts if need else 0,
-                "template": p.root.sid}
+        return Plan("scale", {"request": f"autoscale {d.service} +{d.change}", "autoscale": d.service, "parts": parts},
+                    p.root.plan.placed, need.shared_hosts if need else 0, need.ecs_hosts if need else 0, p.root.sid)
 
     def _record(self, t, observations, decisions, mems, plans) -> None:
         by_service = {d.service: d for d in decisions}
+        outcomes = {}
+        for d in decisions:
+            if d.change:
+                plan = plans.get(d.service)
+                outcomes[d.service] = self._carry_out(t, d, plan) if plan else (None, "recorded (a what-if)")
+                if plan and plan.count != abs(d.change):  # the memory holds what was asked of the platform
+                    mems[d.service].revise(t, d.current, d.desired, d.current + plan.count * (1 if d.change > 0 else -1))
         for name, o in observations.items():
             d = by_service.get(name)
             ServiceMetricRow.insert(service=name, t=t, qps=o.qps, cpu_pct=o.cpu_pct, running=o.running,
@@ -175,46 +185,72 @@ class Autoscaler:
         for d in decisions:
             if not d.change:
                 continue
-            task, outcome = self._carry_out(t, d, plans.get(d.service)) if self.act else (None, "recorded (what-if)")
+            task, outcome = outcomes[d.service]
             ScaleDecisionRow.insert(t=t, service=d.service, pool=d.pool, current=d.current, desired=d.desired,
                                     rule=d.rule, formula=d.formula, note=d.note, inputs=d.inputs, task=task,
                                     outcome=outcome).execute()
-            journal.event(t, "info", "autoscale", d.service, d.explain() + (f" -> {outcome}" if outcome else ""))
+            journal.event(t, "info" if task else "warn", "autoscale", d.service, f"{d.explain()} -> {outcome}")
 
-    def _carry_out(self, t: float, d: Decision, plan: dict | None) -> tuple[int | None, str]:
-        if plan is None:
-            return None, ""
-        if plan["kind"] == "scale" and not any(plan["placed"].values()) and not plan["shared_hosts"] and not plan["ecs_hosts"]:
-            return None, "no host can take them, and no shared or ECS host either"
-        said = []
-        task = None
-        if plan["kind"] == "scale_in" or any(plan["placed"].values()):
-            task = TaskRow.insert(kind=plan["kind"], state="queued", spec=plan["spec"], actor=ACTOR, created_t=t,
+    def _carry_out(self, t: float, d: Decision, plan: Plan) -> tuple[int | None, str]:
+        """Queue what the plan asks for; (the task, what was done, in words)."""
+        said, task = [], None
+        if plan.count:
+            task = TaskRow.insert(kind=plan.kind, state="queued", spec=plan.spec, actor=ACTOR, created_t=t,
                                   updated_t=t, real_created=time.time()).execute()
-            said.append(f"task {task}")
-        if plan["kind"] == "scale":
+            sign = "+" if plan.kind == "scale" else "-"
+            said.append(f"task {task}: {d.service} {sign}{plan.count}")
+        if plan.kind == "scale" and plan.count < d.change:
+            said.append(f"{d.change - plan.count} have no host with room")
             said += self._more_hosts(t, d, plan)
-        return task, ", ".join(said)
+        return task, "; ".join(said)
 
-    def _more_hosts(self, t: float, d: Decision, plan: dict) -> list[str]:
-        """Borrow from the shared pool, then order ECS hosts, unless such a request for this pool
-        is still on its way."""
+    def _more_hosts(self, t: float, d: Decision, plan: Plan) -> list[str]:
+        """Borrow from the shared pool, then order ECS hosts: what is lacking, less what is already
+        on its way to this pool (an open borrowing, open orders, hosts still initialising)."""
         said = []
         shared = self.world.shared_pool.name
-        if plan["shared_hosts"] and not TaskRow.select().where(
-                (TaskRow.kind == "pool_move") & (TaskRow.actor == ACTOR) & TaskRow.state.in_(OPEN)).exists():
-            tid = TaskRow.insert(kind="pool_move", state="queued", actor=ACTOR, created_t=t, updated_t=t,
-                                 real_created=time.time(),
-                                 spec={"from_pool": shared, "idc": None, "count": plan["shared_hosts"],
-                                       "to_pool": d.pool, "reason": f"autoscale {d.service}"}).execute()
-            said.append(f"borrow {plan['shared_hosts']} shared hosts (task {tid})")
-        if plan["ecs_hosts"] and plan["template"] is not None and not EcsOrderRow.select().where(
-                (EcsOrderRow.pool == d.pool) & (EcsOrderRow.actor == ACTOR)
-                & EcsOrderRow.state.in_(("queued", "running", "paused"))).exists():
-            from cockpit.engine.orders import place_order
+        if plan.shared_hosts:
+            open_moves = [(tid, spec) for tid, spec in TaskRow.select(TaskRow.id, TaskRow.spec).where(
+                (TaskRow.kind == "pool_move") & (TaskRow.actor == ACTOR) & TaskRow.state.in_(OPEN)).tuples()]
+            mine = [tid for tid, spec in open_moves if spec.get("to_pool") == d.pool]
+            # the shared pool's hosts in service, less those other borrowings already asked for
+            free = HostRow.select().where((HostRow.pool == shared) & (HostRow.status == "ready") & HostRow.alive
+                                          & HostRow.released_t.is_null()).count() - \
+                sum(int(spec.get("count") or 0) for _, spec in open_moves)
+            n = min(plan.shared_hosts, free)
+            if mine:
+                said.append(f"shared hosts on their way (task {mine[0]})")
+            elif n > 0:
+                tid = TaskRow.insert(kind="pool_move", state="queued", actor=ACTOR, created_t=t, updated_t=t,
+                                     real_created=time.time(),
+                                     spec={"from_pool": shared, "idc": None, "count": n,
+                                           "to_pool": d.pool, "reason": f"autoscale {d.service}"}).execute()
+                said.append(f"borrowing {n} shared hosts (task {tid})")
+        if plan.ecs_hosts:
+            tpl = next((x for x in self.world.templates if x.sid == plan.template and x.ecs is not None), None)
+            if tpl is None:
+                return said + ["no ECS template for the rest"]
+            orders = list(EcsOrderRow.select().where((EcsOrderRow.pool == d.pool)
+                                                     & EcsOrderRow.state.in_(("queued", "running", "paused"))))
+            arriving = sum(o.count - o.created for o in orders) + HostRow.select().where(
+                (HostRow.pool == d.pool) & HostRow.status.in_(("pending", "initialising"))
+                & HostRow.released_t.is_null()).count()
+            more = min(plan.ecs_hosts - arriving, 10_000)
+            if arriving:
+                said.append(f"{arriving} hosts on their way" + (f" (order {orders[0].id})" if orders else ""))
+            if more > 0:
+                from cockpit.engine.orders import place_order
 
-            tpl = next(x for x in self.world.templates if x.sid == plan["template"])
-            if tpl.ecs is not None:
-                oid = place_order(self.world, tpl, min(plan["ecs_hosts"], 10_000), d.pool, ACTOR, t)
-                said.append(f"order {plan['ecs_hosts']} ECS hosts (order {oid})")
+                oid = place_order(self.world, tpl, more, d.pool, ACTOR, t)
+                said.append(f"ordering {more} ECS hosts (order {oid})")
         return said
+
+
+@dataclass(frozen=True)
+class Plan:
+    kind: str  # scale | scale_in
+    spec: dict
+    count: int  # containers the task starts or stops for the decided service
+    shared_hosts: int = 0
+    ecs_hosts: int = 0
+    template: int | None = None

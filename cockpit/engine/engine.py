@@ -367,9 +367,9 @@ class Engine:
             self._force_next = True
         return moved
 
-    def autoscale(self) -> bool:
-        """Evaluate the autoscaling rules when `scaling.interval_s` of platform time has passed.
-        True when it evaluated."""
+    def autoscale(self, force: bool = False) -> bool:
+        """Evaluate the autoscaling rules when `scaling.interval_s` of platform time has passed (or
+        now, `force`: a schedule's window opens). True when it evaluated."""
         if not self.active or self.clock is None or not self.autoscaling:
             return False
         from cockpit.engine.autoscale import Autoscaler
@@ -378,9 +378,10 @@ class Engine:
         try:
             scaler = Autoscaler(self.world, self.lease.fenced)
             t = self.platform_now()
-            if not scaler.due(t):
+            if not force and not scaler.due(t):
                 return False
             scaler.step(t, scaler.observe(t, running_hot_events()))
+            self._arm_schedules(t)
         except LeaseLost:
             with self._lock:
                 self._lost()
@@ -390,6 +391,26 @@ class Engine:
             return False
         self._force_next = True
         return True
+
+    def _arm_schedules(self, t: float) -> None:
+        """A one-off job at the real time when the next schedule window opens, if it opens before
+        the next evaluation: schedules are cron-like times of the platform clock, which runs at its
+        own speed, so the job is placed by that clock and armed again at every evaluation."""
+        from datetime import timedelta
+
+        from cockpit.core.autoscale.decide import window_starts
+        from cockpit.engine.autoscale import active_rules
+
+        sched = self._scheduler
+        if sched is None or self.clock.paused:
+            return
+        horizon = t + self.world.scaling.interval_s
+        starts = [s for r in active_rules() if r.kind == "schedule"
+                  for s in window_starts(r, t, horizon, self.world.traffic.tz)]
+        if starts:
+            wait = (min(starts) - t) / max(self.clock.speed, 1e-3)
+            sched.add_job(self._job_schedule_window, "date", id="schedule-window", replace_existing=True,
+                          run_date=datetime.now(timezone.utc) + timedelta(seconds=wait))
 
     def _lost(self) -> None:
         """The lease went to another engine: stop writing, stand by."""
@@ -518,6 +539,9 @@ class Engine:
 
     async def _job_autoscale(self) -> None:
         await asyncio.to_thread(self.autoscale)
+
+    async def _job_schedule_window(self) -> None:
+        await asyncio.to_thread(self.autoscale, True)
 
     async def _job_cron(self, policy: str) -> None:
         await asyncio.to_thread(self.replicate_on_schedule, policy)

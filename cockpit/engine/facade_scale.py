@@ -6,7 +6,6 @@ they are in the store."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 
@@ -80,9 +79,14 @@ class ScaleView:
 
 
 def summary(spec: dict) -> str:
-    """A rule in a line, in the world file's words."""
+    """A rule in a line, in the world file's words (rates as `100%/15s or 4/15s`)."""
     skip = {"name", "kind", "services", "enabled"}
-    return ", ".join(f"{k} {json.dumps(v) if isinstance(v, list) else v}" for k, v in spec.items() if k not in skip)
+
+    def text(k, v) -> str:
+        if k in ("up", "down"):
+            return " or ".join(f"{p['value']}{'%' if p['kind'] == 'percent' else ''}/{p['period_s']}s" for p in v)
+        return ", ".join(v) if isinstance(v, list) else str(v)
+    return ", ".join(f"{k} {text(k, v)}" for k, v in spec.items() if k not in skip)
 
 
 class ScaleFacade:

@@ -400,11 +400,24 @@ def rule_form(r: RuleView) -> list[tuple[str, str, str]]:
     return out
 
 
+def number(text: str) -> int | float:
+    """A number as typed: 40, 0.1, 1e9 (an integral value stays an integer)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
 def rule_spec_from(r: RuleView, values: dict[str, str]) -> dict:
     """The rule as the form says it (an empty field: the setting is left out, its default applies).
     ValueError names the field whose text cannot be read; the values themselves are judged by
     the facade (rule_problem), as the world file's are."""
     spec: dict = {"kind": r.kind, "services": [s.strip() for s in values.get("services", "").split(",") if s.strip()]}
+    if r.spec.get("enabled") is False:  # an edit keeps a disabled rule disabled
+        spec["enabled"] = False
     for key in sorted(USES[r.kind]):
         text = values.get(key, "").strip()
         if not text:
@@ -417,10 +430,7 @@ def rule_spec_from(r: RuleView, values: dict[str, str]) -> dict:
             elif key == "days":
                 spec[key] = text
             else:
-                value = yaml.safe_load(text)
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ValueError(f"expected a number, got {text!r}")
-                spec[key] = value
+                spec[key] = number(text)
         except (ValueError, yaml.YAMLError) as e:
             raise ValueError(f"{key}: {' '.join(str(e).split())}") from None
     return spec

@@ -160,6 +160,23 @@ def windows(rule: AutoscaleRule, t: float, tz: timezone) -> list[tuple[str, floa
     return out
 
 
+def window_starts(rule: AutoscaleRule, t0: float, t1: float, tz: timezone) -> list[float]:
+    """When the schedule's windows open (`at` - lead) within (t0, t1]: where the engine arms a
+    one-off job so the window is evaluated at its first moment, not up to an interval later."""
+    out = []
+    day = datetime.fromtimestamp(t0, tz).date() - timedelta(days=1)
+    last = datetime.fromtimestamp(t1, tz).date() + timedelta(days=1)
+    while day <= last:
+        if day.weekday() in WEEKDAYS[rule.days]:
+            for hhmm in rule.at:
+                h, m = map(int, hhmm.split(":"))
+                start = datetime(day.year, day.month, day.day, h, m, tzinfo=tz).timestamp() - rule.lead_min * 60
+                if t0 < start <= t1:
+                    out.append(start)
+        day += timedelta(days=1)
+    return sorted(out)
+
+
 def _schedule(rule: AutoscaleRule, obs: Observation, mem: Memory, tz: timezone) -> Recommendation | None:
     best = None
     for key, start, end in windows(rule, obs.t, tz):

@@ -28,6 +28,17 @@ class Memory:
         if after != before:
             self.last_change_t = t
 
+    def revise(self, t: float, before: int, meant: int, actual: int) -> None:
+        """The change made at `t` was `actual`, not `meant` (what the platform could take)."""
+        lst = self.ups if meant > before else self.downs
+        if lst and lst[-1][0] == t:
+            lst.pop()
+        self.last_change_t = None if self.last_change_t == t else self.last_change_t
+        if actual != before:
+            self.changed(t, before, actual)
+        elif self.ups or self.downs:
+            self.last_change_t = max([x[0] for x in self.ups + self.downs], default=None)
+
     def forget(self, t: float, hold_s: float) -> None:
         """Drop what no window can reach any more (`hold_s`: the longest a base is needed)."""
         cut = t - KEEP_S
