@@ -119,7 +119,10 @@ WORDS = ["check", "hosts", "--json", "--world", "--db", "--config", "--speed", "
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.sampled_from(WORDS), min_size=1, max_size=5).filter(lambda a: a[0] in ("check", "hosts")))
-def test_random_command_lines_never_end_in_a_traceback(tmp_path, capsys, args):
+def test_random_command_lines_never_end_in_a_traceback(tmp_path, capsys, monkeypatch, args):
+    # a relative store (x.yaml) and the default one (no --db) land in the test's directory
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     try:
         code = main(args)
     except SystemExit as e:
