@@ -131,7 +131,7 @@ class Autoscaler:
             mem = mems.setdefault(s.name, Memory())
             decisions.append(evaluate(s, mine, self.world.scaling.limits(s.pool), observations[s.name], mem,
                                       self.world.traffic.tz, hist))
-        plans = {d.service: self._plan(d, covered) for d in decisions if d.change and self.act}
+        plans = self._plans([d for d in decisions if d.change], covered) if self.act else {}
         with self.fence():
             self._record(t, observations, decisions, mems, plans)
             set_meta("autoscale_last_t", repr(t))
@@ -145,16 +145,25 @@ class Autoscaler:
             out.add(spec.get("service") if kind == "scale_in" else spec.get("autoscale", ""))
         return out
 
-    def _plan(self, d: Decision, covered: set[str]) -> Plan:
-        """What to ask of the platform for a decision (read and planned outside the transaction)."""
-        if d.change < 0:
-            return Plan("scale_in", {"service": d.service, "count": -d.change, "idc": None}, -d.change)
+    def _plans(self, changes: list[Decision], covered: set[str]) -> dict[str, Plan]:
+        """What to ask of the platform for each decision, read and planned outside the transaction
+        (the platform read once for all of them)."""
+        out = {d.service: Plan("scale_in", {"service": d.service, "count": -d.change, "idc": None}, -d.change)
+               for d in changes if d.change < 0}
+        ups = [d for d in changes if d.change > 0]
+        if ups:
+            from cockpit.engine.state import catalog, current_table
+
+            table, services, _ = current_table()
+            cat = catalog(self.world, services)
+            out.update({d.service: self._plan_up(d, covered, table, cat) for d in ups})
+        return out
+
+    def _plan_up(self, d: Decision, covered: set[str], table, cat) -> Plan:
         from cockpit.core.whatif import WhatIf, preview
         from cockpit.engine.scale import scale_parts
-        from cockpit.engine.state import catalog, current_table
 
-        table, services, _ = current_table()
-        p = preview(table, catalog(self.world, services), WhatIf(d.service, None, d.change))
+        p = preview(table, cat, WhatIf(d.service, None, d.change))
         # What the templates pull in, except services the rules scale themselves in this pass:
         # their own rules see their own load (counting both would scale them twice).
         keep = [(part, sp) for part, sp in zip(scale_parts(p), p.parts)
