@@ -161,3 +161,32 @@ def test_what_no_host_can_take_is_borrowed_and_ordered_once_and_every_decision_s
     for t in TaskRow.select().where((TaskRow.kind == "scale") & (TaskRow.actor == "autoscaler")):
         services = [p["service"] for p in t.spec["parts"]]
         assert services == [t.spec["autoscale"]], services
+
+
+def test_a_schedule_window_opening_before_the_next_evaluation_gets_a_job_at_that_moment(tmp_path):
+    from datetime import datetime, timezone
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    rules = """autoscaling:
+  - {name: noon, kind: schedule, services: [feed], at: ["12:30"], lead_min: 30, hold_min: 60, factor: 2}
+"""
+    w = small_world(rules)
+    db = store(tmp_path, w)
+    e = Engine(db, w, speed=60, real_clock=FakeClock())
+    assert e.step_lease()
+    sched = BackgroundScheduler(timezone=timezone.utc)
+    sched.start(paused=True)  # a real scheduler, held so that the job stays to be looked at
+    e._scheduler = sched
+    try:
+        opens = datetime(2026, 11, 26, 12, 0, tzinfo=w.traffic.tz).timestamp()
+        e._arm_schedules(opens - 30)  # the window opens in 30 s of platform time: 0.5 s of real time at x60
+        job = sched.get_job("schedule-window")
+        assert job is not None
+        lead = (job.next_run_time - datetime.now(timezone.utc)).total_seconds()
+        assert 0.2 < lead <= 0.5
+        sched.remove_job("schedule-window")
+        e._arm_schedules(opens - 120)  # two minutes away: the next evaluation comes first
+        assert sched.get_job("schedule-window") is None
+    finally:
+        sched.shutdown(wait=False)
