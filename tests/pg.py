@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import itertools
 import os
+import time
 import pwd
 import shutil
 import socket
@@ -49,7 +50,16 @@ class Cluster:
 
     def new_db(self, template: str | None = None) -> str:
         name = f"t{os.getpid()}_{next(self._n)}"
-        self.sql(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+        for attempt in range(50):
+            try:
+                self.sql(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+                return name
+            except RuntimeError as e:
+                # A client that just closed its connection to the template leaves a backend that
+                # exits a moment later; until then PostgreSQL refuses to copy the template.
+                if "being accessed by other users" not in str(e) or attempt == 49:
+                    raise
+                time.sleep(0.1)
         return name
 
     def stop(self) -> None:

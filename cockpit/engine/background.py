@@ -32,6 +32,14 @@ class Background(ABC):
             self._thread.join(timeout=30)
             self._thread = None
 
+    def ending(self) -> bool:
+        """Asked to stop, or its store is no longer the one this process works on (the models'
+        proxy was pointed at another store: a loop left running would write into that one)."""
+        from cockpit.store.models import proxy
+
+        db = getattr(self, "db", None)
+        return self._stop.is_set() or (db is not None and proxy.obj is not db)
+
     def kick(self) -> None:
         """New work may be waiting: look now."""
         self._wake.set()

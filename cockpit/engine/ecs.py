@@ -101,7 +101,7 @@ class EcsDrainer(Background):
 
     def _loop(self) -> None:
         try:
-            self.drain(until=self._stop.is_set)
+            self.drain(until=self.ending)
         except LeaseLost:
             log.warning("ECS drainer stopped: the engine lease is gone")
         except Exception:  # noqa: BLE001 - the drainer must not die silently in a thread

@@ -100,6 +100,7 @@ class Engine:
         self.spool_dir = spool_dir
         self.replicator: Replicator | None = None
         self._sim_lock = threading.Lock()
+        self._sim_stop = threading.Event()  # set while the workers stop: simulated transfers end
         self._sim_t = 0.0
         self._sim_last = time.monotonic()
         self.webhook: WebhookServer | None = None
@@ -214,6 +215,7 @@ class Engine:
             self.init_runner.recover()
 
     def _start_replication(self) -> None:
+        self._sim_stop.clear()
         simulated = self.registry_settings.get("kind", "sim") == "sim"
         if self._own_registries:  # the simulated ones hold what the store says, as real ones would
             self.registries = make_registries(self.registry_settings, self.world, self._sim_sleep, self._sim_clock)
@@ -247,7 +249,10 @@ class Engine:
     def _sim_sleep(self, seconds: float) -> None:
         """Simulated transfers take platform time: at 60x, a minute's copy takes a second (and
         while the platform clock is paused, they go at the pace of the wall clock)."""
-        time.sleep(seconds / self._sim_speed())
+        if self._sim_stop.wait(seconds / self._sim_speed()):  # the engine is stopping: not a second longer
+            from cockpit.engine.transfer import Stopped
+
+            raise Stopped
 
     def _sim_clock(self) -> float:
         """The clock simulated transfers are timed by: the wall clock run at the platform's speed.
@@ -259,6 +264,7 @@ class Engine:
             return self._sim_t
 
     def _stop_workers(self) -> None:
+        self._sim_stop.set()
         if self.webhook is not None:
             self.webhook.stop()
             self.webhook = None

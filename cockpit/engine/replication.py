@@ -65,7 +65,7 @@ class Replicator(Background, RegistryWatch):
         self.real_clock = real_clock
         self.spool_dir = Path(spool_dir)
         self.spool_max_bytes = spool_max_bytes
-        self.sleep = sleep
+        self._sleep = sleep
         self.policies = {p.name: p for p in world.replication}
         self._rng = random.Random(seed)
         self.simulated = simulated
@@ -88,12 +88,23 @@ class Replicator(Background, RegistryWatch):
     def _before_start(self) -> None:
         self.recover()
 
+    def sleep(self, seconds: float) -> None:
+        """Wait out a bandwidth cap; a replicator asked to stop does not wait (the transfer ends and
+        its task goes back to pending for the next engine)."""
+        if self._sleep is time.sleep:
+            if self._stop.wait(seconds):
+                raise Stopped
+        elif self._stop.is_set():
+            raise Stopped
+        else:
+            self._sleep(seconds)
+
     def _loop(self) -> None:
         """Up to MAX_RUNNING executions at once, oldest first, each on a runner thread with its
         own task pool; an execution waiting out a back-off gives its place up meanwhile."""
         self._lease_lost.clear()
         with ThreadPoolExecutor(MAX_RUNNING, thread_name_prefix="execution") as runners:
-            while not self._stop.is_set() and not self._lease_lost.is_set():
+            while not self.ending() and not self._lease_lost.is_set():
                 try:
                     self.upkeep()
                     for ex_id in self._ready(MAX_RUNNING - len(self._inflight)):
@@ -108,7 +119,7 @@ class Replicator(Background, RegistryWatch):
                 self._wake.clear()
             if self._lease_lost.is_set():
                 log.warning("replicator stopped: the engine lease is gone")
-                self._stop.set()  # the runners end at their next blob
+            self._stop.set()  # the runners end at their next blob
 
     def _ready(self, room: int) -> list[int]:
         """The oldest open executions that no runner carries and that have something to do now
