@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
 import threading
 import time
@@ -31,7 +30,7 @@ from cockpit.backends.base import (
     Registry,
     Telemetry,
 )
-from cockpit.backends.factory import InitSettings, init_target, webhook_token_env
+from cockpit.backends.factory import InitSettings, init_target
 from cockpit.backends.sim.clock import SimClock
 from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
 from cockpit.core.schedule import crossings
@@ -41,8 +40,9 @@ from cockpit.engine.ecs import DrainSettings, EcsDrainer
 from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
 from cockpit.engine.outside import Handler
-from cockpit.engine.registries import fill_simulated, make_registries
+from cockpit.engine.autoscale_jobs import AutoscaleJobs
 from cockpit.engine.replication import Replicator
+from cockpit.engine.replication_jobs import ReplicationJobs
 from cockpit.engine.webhook import WebhookServer
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import Runner
@@ -55,7 +55,7 @@ RETAIN_METRICS_S = 8 * 86400.0
 RETAIN_EVENTS = 20_000
 
 
-class Engine:
+class Engine(AutoscaleJobs, ReplicationJobs):
     def __init__(
         self,
         db: pw.Database,
@@ -214,55 +214,6 @@ class Engine:
                                           target=init_target(self.world, self.init_settings))
             self.init_runner.recover()
 
-    def _start_replication(self) -> None:
-        self._sim_stop.clear()
-        simulated = self.registry_settings.get("kind", "sim") == "sim"
-        if self._own_registries:  # the simulated ones hold what the store says, as real ones would
-            self.registries = make_registries(self.registry_settings, self.world, self._sim_sleep, self._sim_clock)
-            if simulated:
-                fill_simulated(self.registries)
-        if not self.registries:
-            return
-        from cockpit.store.db import data_dir
-
-        self.replicator = Replicator(self.db, self.world, self.registries, fence=self.lease.fenced,
-                                     platform_now=self.platform_now, spool_dir=self.spool_dir or data_dir() / "spool",
-                                     sleep=self._sim_sleep if simulated else time.sleep, seed=self.world.seed,
-                                     simulated=simulated, clock=self._sim_clock if simulated else time.monotonic)
-        self.replicator.start()
-        hook = self.registry_settings.get("webhook")
-        if hook:
-            host, _, port = hook["listen"].rpartition(":")
-            token = os.environ.get(webhook_token_env(hook), "").strip()
-            try:
-                self.webhook = WebhookServer((host or "127.0.0.1", int(port)), token,
-                                             {r.name for r in self.world.registries}, self.replicator.on_push)
-                self.webhook.start()
-            except (OSError, ValueError) as e:
-                why = e.strerror if isinstance(e, OSError) else f"${webhook_token_env(hook)}: {e}"
-                self.last_error = f"webhook {hook['listen']}: {why}"
-                log.error("engine: %s", self.last_error)
-
-    def _sim_speed(self) -> float:
-        return max(self.clock.speed, 1e-3) if self.clock is not None and not self.clock.paused else 1.0
-
-    def _sim_sleep(self, seconds: float) -> None:
-        """Simulated transfers take platform time: at 60x, a minute's copy takes a second (and
-        while the platform clock is paused, they go at the pace of the wall clock)."""
-        if self._sim_stop.wait(seconds / self._sim_speed()):  # the engine is stopping: not a second longer
-            from cockpit.engine.transfer import Stopped
-
-            raise Stopped
-
-    def _sim_clock(self) -> float:
-        """The clock simulated transfers are timed by: the wall clock run at the platform's speed.
-        Unlike the platform clock it never stands still, so a bandwidth cap never waits on it."""
-        with self._sim_lock:
-            now = time.monotonic()
-            self._sim_t += (now - self._sim_last) * self._sim_speed()
-            self._sim_last = now
-            return self._sim_t
-
     def _stop_workers(self) -> None:
         self._sim_stop.set()
         if self.webhook is not None:
@@ -372,51 +323,6 @@ class Engine:
         if moved:
             self._force_next = True
         return moved
-
-    def autoscale(self, force: bool = False) -> bool:
-        """Evaluate the autoscaling rules when `scaling.interval_s` of platform time has passed (or
-        now, `force`: a schedule's window opens). True when it evaluated."""
-        if not self.active or self.clock is None or not self.autoscaling:
-            return False
-        from cockpit.engine.autoscale import Autoscaler
-        from cockpit.engine.step import running_hot_events
-
-        try:
-            scaler = Autoscaler(self.world, self.lease.fenced)
-            t = self.platform_now()
-            if not force and not scaler.due(t):
-                return False
-            scaler.step(t, scaler.observe(t, running_hot_events()))
-            self._arm_schedules(t)
-        except LeaseLost:
-            with self._lock:
-                self._lost()
-            return False
-        except pw.PeeweeException as e:
-            self._failed(e)
-            return False
-        self._force_next = True
-        return True
-
-    def _arm_schedules(self, t: float) -> None:
-        """A one-off job at the real time when the next schedule window opens, if it opens before
-        the next evaluation: schedules are cron-like times of the platform clock, which runs at its
-        own speed, so the job is placed by that clock and armed again at every evaluation."""
-        from datetime import timedelta
-
-        from cockpit.core.autoscale.decide import window_starts
-        from cockpit.engine.autoscale import active_rules
-
-        sched = self._scheduler
-        if sched is None or self.clock.paused:
-            return
-        horizon = t + self.world.scaling.interval_s
-        starts = [s for r in active_rules() if r.kind == "schedule"
-                  for s in window_starts(r, t, horizon, self.world.traffic.tz)]
-        if starts:
-            wait = (min(starts) - t) / max(self.clock.speed, 1e-3)
-            sched.add_job(self._job_schedule_window, "date", id="schedule-window", replace_existing=True,
-                          run_date=datetime.now(timezone.utc) + timedelta(seconds=wait))
 
     def _lost(self) -> None:
         """The lease went to another engine: stop writing, stand by."""
@@ -542,33 +448,6 @@ class Engine:
 
     async def _job_tasks(self) -> None:
         await asyncio.to_thread(self.run_tasks)
-
-    async def _job_autoscale(self) -> None:
-        await asyncio.to_thread(self.autoscale)
-
-    async def _job_schedule_window(self) -> None:
-        await asyncio.to_thread(self.autoscale, True)
-
-    async def _job_cron(self, policy: str) -> None:
-        await asyncio.to_thread(self.replicate_on_schedule, policy)
-
-    def replicate_on_schedule(self, policy: str) -> None:
-        from cockpit.engine.registry_watch import queue_scheduled
-
-        if not self.active:
-            return
-        try:
-            with self.lease.fenced():  # not while one of this policy is still open: the firings would pile up
-                queued = queue_scheduled(policy, self.platform_now(), self.real_clock())
-        except LeaseLost:
-            with self._lock:
-                self._lost()
-            return
-        except pw.PeeweeException as e:
-            self._failed(e)
-            return
-        if queued is not None and self.replicator is not None:
-            self.replicator.kick()
 
     async def _job_queues(self) -> None:
         if self.drainer is not None:
