@@ -275,14 +275,18 @@ class Replicator(Background, RegistryWatch):
         reg = self.registries[name]
         names = sorted(repos) if repos is not None else [
             r for r in reg.catalog() if allowed(r, policy.repositories.include, policy.repositories.exclude)]
-        out: dict[str, dict[str, tuple[str, Manifest]]] = {}
-        for repo in names:
+        def held(repo: str) -> dict[str, tuple[str, Manifest]]:
+            tags = {}
             for tag in reg.tags(repo):
-                if not allowed(tag, policy.tags.include, policy.tags.exclude):
-                    continue
-                m = reg.manifest(repo, tag)
-                if m is not None:
-                    out.setdefault(repo, {})[tag] = (m.digest, m)
+                if allowed(tag, policy.tags.include, policy.tags.exclude):
+                    m = reg.manifest(repo, tag)
+                    if m is not None:
+                        tags[tag] = (m.digest, m)
+            return tags
+
+        # repositories asked about side by side, as many as the policy's transfers
+        with ThreadPoolExecutor(max(1, min(policy.concurrency, len(names) or 1)), thread_name_prefix="plan") as pool:
+            out = {repo: tags for repo, tags in zip(names, pool.map(held, names)) if tags}
         self._seen(name, out, keep_manifests=record)
         return out
 
