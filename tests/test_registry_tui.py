@@ -21,31 +21,12 @@ from cockpit.store.models import (
     ReplicationRow,
     ReplicationTaskRow,
 )
-from cockpit.widgets.live_table import LiveTable
 from tests.conftest import SMALL
-from tests.screen_text import notices, screen_text
+from tests.screen_text import cell, keys, notices, screen_text, table
 from tests.test_tui import SIZE, open_app, until
 
 NARROW = (60, 20)
 TABS = {"Topology": "tab-topology", "Policies": "tab-policies", "Executions": "tab-executions", "Matrix": "tab-matrix"}
-
-
-def table(app, table_id: str) -> LiveTable:
-    return app.screen.query_one(f"#{table_id}", LiveTable)
-
-
-def keys(app, table_id: str) -> list[str]:
-    return table(app, table_id).row_keys
-
-
-def cell(app, table_id: str, key: str, column: str) -> str:
-    t = table(app, table_id)
-    cells = t.cells(key)
-    if cells is None:
-        return ""
-    i = [c.key for c in t.columns].index(column)
-    value = cells[i]
-    return value.plain if hasattr(value, "plain") else str(value)
 
 
 async def open_registry(pilot, app) -> RegistryScreen:

@@ -14,30 +14,12 @@ from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.form import FormScreen
 from cockpit.screens.scale import ScaleScreen
 from cockpit.store.models import AuditRow, ScaleDecisionRow, ScaleRuleRow, TaskRow
-from cockpit.widgets.live_table import LiveTable
 from cockpit.widgets.scale_rows import parse_rates, rates_text
-from tests.screen_text import notices, screen_text
+from tests.screen_text import cell, keys, notices, screen_text, table
 from tests.test_tui import SIZE, open_app, until
 
 NARROW = (60, 20)
 TABS = {"Services": "tab-services", "Rules": "tab-rules", "Decisions": "tab-decisions", "What-if": "tab-whatif"}
-
-
-def table(app, table_id: str) -> LiveTable:
-    return app.screen.query_one(f"#{table_id}", LiveTable)
-
-
-def keys(app, table_id: str) -> list[str]:
-    return table(app, table_id).row_keys
-
-
-def cell(app, table_id: str, key: str, column: str) -> str:
-    t = table(app, table_id)
-    cells = t.cells(key)
-    if cells is None:
-        return ""
-    value = cells[[c.key for c in t.columns].index(column)]
-    return value.plain if hasattr(value, "plain") else str(value)
 
 
 async def open_scale(pilot, app) -> ScaleScreen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from cockpit.core.autoscale.decide import windows
+from cockpit.core.autoscale.decide import window_starts, windows
 from cockpit.core.autoscale.rules import rule_problems, rule_spec
 from cockpit.engine.actions import Outcome
 from cockpit.engine.autoscale import counts, load_rules
@@ -122,17 +122,17 @@ class ScaleFacade:
     def _upcoming(self, t: float, rules) -> list[ScheduledView]:
         """Schedule windows open now or opening within a day, soonest first."""
         tz = self.world.traffic.tz
-        out = {}
+        out = []
         for r in rules:
             if r.kind != "schedule":
                 continue
-            for step in range(0, 86400 + 1, 300):
-                for key, start, end in windows(r, t + step, tz):
-                    if end > t and key not in out:
-                        what = (f"at least {r.min_count}" if r.min_count is not None else "") + \
-                               (f"{' and ' if r.min_count is not None else ''}x{r.factor:g}" if r.factor else "")
-                        out[key] = ScheduledView(start, end, r.name, r.services, what)
-        return sorted(out.values(), key=lambda v: v.start)[:20]
+            what = " and ".join(([f"at least {r.min_count}"] if r.min_count is not None else [])
+                                + ([f"x{r.factor:g}"] if r.factor else []))
+            length = (r.lead_min + r.hold_min) * 60
+            spans = [(start, end) for _, start, end in windows(r, t, tz)]
+            spans += [(start, start + length) for start in window_starts(r, t, t + 86400, tz)]
+            out += [ScheduledView(start, end, r.name, r.services, what) for start, end in spans]
+        return sorted(out, key=lambda v: v.start)[:20]
 
     def set_rule_paused(self, name: str, paused: bool) -> Outcome:
         row = ScaleRuleRow.get_or_none(ScaleRuleRow.name == name)
