@@ -87,6 +87,9 @@ def load(path: str | None = None) -> Config:
             holder = concern.get("credentials", concern) if key == "file" else concern
             if key in holder:
                 holder[key] = str((base / os.path.expanduser(holder[key])).resolve())
+    front = cfg.backends.get("front", {})
+    if "prefix" in front:  # a directory (discovery's prefix is a key prefix, not a path)
+        front["prefix"] = str((base / os.path.expanduser(front["prefix"])).resolve())
     for where in cfg.backends.get("registry", {}).get("registries", {}).values():
         c = where.get("credentials", {})
         if "file" in c:

@@ -85,6 +85,7 @@ class HostGroup:
     charge: Charge
     labels: dict[str, str] = field(default_factory=dict)
     zone: str | None = None
+    addresses: tuple[str, ...] = ()  # real addresses, one per host in order; () for made-up ones
 
 
 @dataclass(frozen=True)

@@ -174,6 +174,7 @@ def _host_group(g: dict) -> HostGroup:
         charge=_charge(g["charge"]),
         labels=_labels(g),
         zone=g.get("zone"),
+        addresses=tuple(g.get("addresses", ())),
     )
 
 

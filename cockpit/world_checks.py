@@ -66,6 +66,7 @@ class _Checker(RegistryChecks):
         self.layers = _named(d, "layers")
         self.images = {f"{im['name']}:{im['tag']}": i for i, im in enumerate(d.get("images", []))}
         self.sids = _named(d, "templates", "sid")
+        self.seen_addresses: set[str] = set()
 
     def run(self) -> list[Problem]:
         """Each section in turn; the order is part of the output (problems on one line keep it)."""
@@ -162,6 +163,25 @@ class _Checker(RegistryChecks):
             self.ref(p + ("hardware",), g["hardware"], self.hardware, "hardware class")
             self._host_source(p, g, idc_ok)
             self.check_charge(g["charge"], p + ("charge",))
+            self._addresses(p, g)
+
+    def _addresses(self, p: PathT, g: dict) -> None:
+        """Real addresses: one per host, each a valid IPv4 address, none given twice."""
+        if "addresses" not in g:
+            return
+        import ipaddress
+
+        if len(g["addresses"]) != g["count"]:
+            self.bad(p + ("addresses",), f"{len(g['addresses'])} addresses for {g['count']} hosts: give one per host")
+        for ai, a in enumerate(g["addresses"]):
+            try:
+                ipaddress.IPv4Address(a)
+            except ValueError:
+                self.bad(p + ("addresses", ai), f"{a!r} is not an IPv4 address")
+                continue
+            if a in self.seen_addresses:
+                self.bad(p + ("addresses", ai), f"{a} is given to another host too")
+            self.seen_addresses.add(a)
 
     def _host_source(self, p: PathT, g: dict, idc_ok: bool) -> None:
         """ECS hosts are in a cloud IDC with a zone of it; physical hosts in a private IDC, no zone."""

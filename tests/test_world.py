@@ -88,6 +88,26 @@ def test_each_problem_names_file_line_field_and_expectation(old, new, expected):
     assert any(re.search(expected, p) for p in found), found
 
 
+def test_host_addresses_are_one_valid_address_per_host_each_given_once():
+    small = yaml.safe_load(SMALL_TEXT)
+    g = small["host_groups"][0]
+    g["addresses"] = [f"10.77.0.{i}" for i in range(g["count"] - 1)] + ["10.77.0.300"]
+    found = problems_of(yaml.safe_dump(small))
+    assert any(re.search(r"host_groups\[0\]\.addresses\[\d+\]: '10\.77\.0\.300' is not an IPv4 address", p) for p in found), found
+    g["addresses"] = [f"10.77.0.{i}" for i in range(g["count"] + 1)]
+    found = problems_of(yaml.safe_dump(small))
+    assert any(f"host_groups[0].addresses: {g['count'] + 1} addresses for {g['count']} hosts" in p for p in found), found
+    g2 = small["host_groups"][1]
+    g2["addresses"] = [f"10.77.1.{i}" for i in range(g2["count"])]
+    g["addresses"] = [f"10.77.0.{i}" for i in range(g["count"])]
+    g2["addresses"][0] = "10.77.0.0"
+    found = problems_of(yaml.safe_dump(small))
+    assert any("host_groups[1].addresses[0]: 10.77.0.0 is given to another host too" in p for p in found), found
+    g2["addresses"][0] = "10.77.1.250"
+    w = world.loads(yaml.safe_dump(small), "w.yaml")
+    assert w.host_groups[0].addresses[0] == "10.77.0.0"
+
+
 def test_line_numbers_point_at_the_offending_line():
     text = edit(SMALL_TEXT, "cores: 12, memory_gb: 16", "cores: -1, memory_gb: 16")
     line = next(i for i, l in enumerate(text.splitlines(), 1) if "cores: -1" in l)

@@ -131,7 +131,7 @@ def _write(db: pw.Database, world: World, digest: str, hosts, table, initial, re
         if world.templates:
             TemplateRow.insert_many([records.template_row(t) for t in world.templates]).execute()
         seed_rules(world)
-        addresses = host_addresses(h.idc for h in hosts)
+        addresses = world_addresses(world, hosts)
         rows = [
             {
                 "id": h.id,
@@ -163,6 +163,21 @@ def _write(db: pw.Database, world: World, digest: str, hosts, table, initial, re
         set_meta("world_name", world.name)
         set_meta("world_digest", digest)
         set_meta("platform_version", "1")
+
+
+def world_addresses(world: World, hosts) -> list[str]:
+    """Each host's address: the world's own where its group names them (a real platform, the
+    lab), else one made up in its IDC's range."""
+    made = host_addresses(h.idc for h in hosts)
+    given = {g.name: g.addresses for g in world.host_groups if g.addresses}
+    seen: dict[str, int] = {}
+    out = []
+    for h, addr in zip(hosts, made):
+        if h.group in given:
+            k = seen[h.group] = seen.get(h.group, -1) + 1
+            addr = given[h.group][k]
+        out.append(addr)
+    return out
 
 
 def _first_containers(world: World, table, initial, addresses: list[str], start: float) -> list[dict]:
