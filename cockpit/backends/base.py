@@ -54,7 +54,13 @@ class ContainerSpec:
     ports: tuple[int, ...] = ()  # container ports to publish on some free host port
     host_ports: tuple[int, ...] = ()  # ports bound on the host as they are
     cpu: float = 0.0
-    memory_gb: float = 0.0
+    memory_gb: float = 0.0  # GiB
+    # Optional, JSON-friendly (the engine stores a spec as its call's request and rebuilds it with
+    # ContainerSpec(**request), so a list may come back where a tuple went in):
+    pool: str | None = None
+    task: int | None = None  # the task that made it
+    command: tuple[str, ...] = ()  # the process to run; () runs the image's own CMD
+    health_cmd: tuple[str, ...] = ()  # exits 0 when healthy; () checks the first port answers HTTP
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,18 @@ class ContainerError(Exception):
         self.host = host
         self.message = message
         self.transient = transient
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """One running container's live figures, from one sample of its engine."""
+
+    name: str
+    service: str
+    cpu_pct: float | None  # of one core = 100, since the runtime's previous sample; None on the first
+    memory_bytes: int  # in use, page cache the kernel may drop not counted (as `docker stats` shows)
+    memory_limit_bytes: int  # its limit, or the host's memory when it has none
+    health: str | None  # healthy | unhealthy | starting; None without a health check
 
 
 class ContainerRuntime(Protocol):

@@ -14,6 +14,7 @@ the holder stops renewing it; the scheduling managers' election stands on it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -67,6 +68,28 @@ class Member:
 
 def member_key(service: str, member: Member) -> str:
     return f"{UPSTREAMS}/{service}/{member.key}"
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ADDRESS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:_-]{0,252}$")
+
+
+def check_name(what: str, value: str) -> str:
+    """`value` as one segment of a key (a service, an IDC, an instance id, a lock's name): letters,
+    digits, `_.-`, up to 128; ValueError naming `what` otherwise. A `/` would break the layout
+    and `..` is refused by Consul's key checks."""
+    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+        raise ValueError(f"{what} {value!r}: expected letters, digits and _.- (up to 128, no '..')")
+    return value
+
+
+def check_member(member: Member) -> Member:
+    """A member whose key nginx-upsync-module can read back (`address:port`); ValueError otherwise."""
+    if not isinstance(member.address, str) or not _ADDRESS.match(member.address) or ".." in member.address:
+        raise ValueError(f"upstream member address {member.address!r}: expected a host name or an IP address")
+    if not isinstance(member.port, int) or not 0 < member.port < 65536:
+        raise ValueError(f"upstream member {member.address}: port {member.port!r} is not 1-65535")
+    return member
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,10 @@ ACTIONS: dict[str, Action] = {
         Action("registry.stop", "Stop a replication", "operator", True),
         Action("scale.pause_rule", "Pause or resume an autoscaling rule", "operator", True),
         Action("scale.edit_rule", "Edit an autoscaling rule", "operator", True),
+        Action("flow.start", "Start an expansion flow (scale out or in)", "operator", True),
+        Action("flow.pause", "Pause a flow", "operator", False),
+        Action("flow.resume", "Resume a flow", "operator", False),
+        Action("flow.stop", "Stop a flow", "operator", True),
     )
 }
 

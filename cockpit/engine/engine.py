@@ -41,6 +41,7 @@ from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
 from cockpit.engine.outside import Handler
 from cockpit.engine.autoscale_jobs import AutoscaleJobs
+from cockpit.engine.flow_jobs import FlowJobs
 from cockpit.engine.replication import Replicator
 from cockpit.engine.replication_jobs import ReplicationJobs
 from cockpit.engine.webhook import WebhookServer
@@ -55,7 +56,7 @@ RETAIN_METRICS_S = 8 * 86400.0
 RETAIN_EVENTS = 20_000
 
 
-class Engine(AutoscaleJobs, ReplicationJobs):
+class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
     def __init__(
         self,
         db: pw.Database,
@@ -78,6 +79,9 @@ class Engine(AutoscaleJobs, ReplicationJobs):
         registry_settings: dict | None = None,
         autoscaling: bool = True,
         spool_dir: str | None = None,
+        discovery=None,
+        ready_checks: bool = False,
+        manager_ttl_s: float = 4.0,
     ):
         self.db = db
         self.world = world
@@ -98,6 +102,11 @@ class Engine(AutoscaleJobs, ReplicationJobs):
         self.registry_settings = registry_settings or {}
         self.autoscaling = autoscaling
         self.spool_dir = spool_dir
+        self.discovery = discovery  # None: the simulated store, made when the engine starts
+        self.ready_checks = ready_checks  # a new container counts once it answers (a real runtime)
+        self.manager_ttl_s = manager_ttl_s
+        self.managers = None
+        self.flows = None
         self.replicator: Replicator | None = None
         self._sim_lock = threading.Lock()
         self._sim_stop = threading.Event()  # set while the workers stop: simulated transfers end
@@ -203,6 +212,7 @@ class Engine(AutoscaleJobs, ReplicationJobs):
     def _start_workers(self) -> None:
         """The queues that run beside the tick: ECS orders, host initialisation, replication."""
         self._start_replication()
+        self._start_flows()
         if self.cloud is not None:
             self.drainer = EcsDrainer(self.db, self.cloud, self.world, self.drain_settings,
                                       platform_now=self.platform_now, seed=self.world.seed, fence=self.lease.fenced)
@@ -216,6 +226,7 @@ class Engine(AutoscaleJobs, ReplicationJobs):
 
     def _stop_workers(self) -> None:
         self._sim_stop.set()
+        self._stop_flows()
         if self.webhook is not None:
             self.webhook.stop()
             self.webhook = None

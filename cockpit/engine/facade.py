@@ -22,6 +22,7 @@ from cockpit.engine.facade_hosts import HostsFacade
 from cockpit.engine.facade_headroom import HeadroomFacade
 from cockpit.engine.facade_registry import RegistryFacade
 from cockpit.engine.facade_scale import ScaleFacade
+from cockpit.engine.facade_flows import FlowsFacade
 from cockpit.engine.lease import current_holder
 from cockpit.store.db import db_now
 from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
@@ -149,7 +150,7 @@ def _nothing_to_apply() -> str:
     raise ValueError("nothing to apply: no container of the plan fits")
 
 
-class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade):
+class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFacade):
     def __init__(
         self,
         cfg: Config,
@@ -171,6 +172,10 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade):
     def attach(self, engine: Engine) -> None:
         self.engine = engine
         self.engine_expected = True
+
+    def discovery(self):
+        """The discovery store the engine in this process uses (None without one)."""
+        return getattr(self.engine, "discovery", None) if self.engine is not None else None
 
     @property
     def readonly(self) -> bool:

@@ -169,9 +169,10 @@ class Dockerd(Proc):
 
 
 def start_dockerd(d: Path, *, netns: str | None = None, label: str | None = None,
-                  timeout_s: float = 30.0) -> Dockerd:
+                  timeout_s: float = 30.0, insecure_registries: list[str] | None = None) -> Dockerd:
     """A private dockerd: its own data and exec roots, pid file and socket under `d`; no bridge,
-    no iptables (bridged containers here could send traffic to nowhere); vfs storage."""
+    no iptables (bridged containers here could send traffic to nowhere); vfs storage.
+    `insecure_registries` (HOST:PORT) are pulled from over plain http (the lab's registries)."""
     d.mkdir(parents=True, exist_ok=True)
     sock = d / "docker.sock"
     argv = [need("dockerd", "docker.io"), "--iptables=false", "--ip6tables=false", "--bridge=none",
@@ -179,6 +180,8 @@ def start_dockerd(d: Path, *, netns: str | None = None, label: str | None = None
             "--pidfile", str(d / "dockerd.pid"), "-H", f"unix://{sock}"]
     if label:
         argv += ["--label", label]
+    for registry in insecure_registries or ():
+        argv += ["--insecure-registry", registry]
     p = spawn("dockerd", argv, d, netns=netns)
     dk = Dockerd(p.name, p.pid, p.log, sock)
     wait_for(lambda: _docker_ping(sock), timeout_s, f"dockerd in {d}", dk)

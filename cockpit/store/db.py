@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
@@ -78,9 +78,15 @@ def _v6_autoscaling(db: pw.Database, migrator: SchemaMigrator) -> None:
     set_meta("scale_rules", "from_world")  # the world's rules are written when it is next opened with it
 
 
+def _v7_flows(db: pw.Database, migrator: SchemaMigrator) -> None:
+    from cockpit.store.models import FlowItemRow
+
+    db.create_tables([FlowItemRow])
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
 MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls,
-                                    5: _v5_registries, 6: _v6_autoscaling}
+                                    5: _v5_registries, 6: _v6_autoscaling, 7: _v7_flows}
 
 
 def data_dir() -> Path:

@@ -474,6 +474,29 @@ class ServiceMetricRow(Base):
         indexes = ((("service", "t"), True), (("t",), False))
 
 
+class FlowItemRow(Base):
+    """One host or container of an expansion flow (a task of kind `expand` or `shrink`): the step
+    it is at, its state and its own log, so a flow shows and resumes per host and per container."""
+
+    task = pw.IntegerField(index=True)
+    kind = pw.CharField()  # host | container
+    name = pw.CharField()
+    host = pw.CharField(null=True)  # a container's host
+    step = pw.CharField()
+    state = pw.CharField(index=True)  # pending | running | done | failed | skipped
+    attempts = pw.IntegerField(default=0)
+    not_before_real = pw.DoubleField(default=0.0)
+    request = JSONField(default=dict)  # what the step's call needs (a container's spec)
+    result = JSONField(default=dict)  # what it answered (a container's address and ports)
+    detail = pw.TextField(null=True)  # the last error, in words
+    log = JSONField(default=list)  # [[real time, step, text], ...], the last LOG_KEEP lines
+    updated_real = pw.DoubleField()
+
+    class Meta:
+        table_name = "flow_item"
+        indexes = ((("task", "kind", "name"), True),)
+
+
 ALL_MODELS = [
     Meta,
     PoolRow,
@@ -501,4 +524,5 @@ ALL_MODELS = [
     ScaleMemoryRow,
     ScaleDecisionRow,
     ServiceMetricRow,
+    FlowItemRow,
 ]

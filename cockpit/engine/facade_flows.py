@@ -1,0 +1,195 @@
+"""What `:tasks`, `:services` and `cockpit flow` read and ask for about expansion flows: each flow
+with its steps and progress, each host and container of it with its state and log; starting,
+pausing, resuming and stopping a flow (confirmed, audited, read-only respected); each service's
+containers per IDC and host with what discovery holds for it."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from cockpit.core.flow import OPEN, TITLES, FlowSpec, steps_of
+from cockpit.engine.actions import Outcome
+from cockpit.store.models import ContainerRow, FlowItemRow, HostRow, ServiceRow, TaskRow
+
+MAX_FLOWS = 200
+
+
+@dataclass(frozen=True)
+class StepView:
+    name: str
+    title: str
+    state: str  # waiting | running | done | failed
+    note: str
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class FlowView:
+    id: int
+    kind: str  # expand | shrink
+    service: str
+    count: int
+    idc: str | None
+    state: str
+    actor: str
+    step: str | None
+    steps: tuple[StepView, ...]
+    items: dict  # state -> count
+    reason: str | None
+    parent: int | None
+
+    @property
+    def done_steps(self) -> int:
+        return sum(s.state == "done" for s in self.steps)
+
+
+@dataclass(frozen=True)
+class ItemView:
+    id: int
+    kind: str
+    name: str
+    host: str | None
+    step: str
+    state: str
+    attempts: int
+    detail: str | None
+    log: tuple[tuple[float, str, str], ...]
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    kind: str
+    image: str
+    per_idc: dict  # idc -> {"running", "starting", "stopping", "hosts"}
+    discovered: int | None  # members or instances in discovery (None: not asked / unreachable)
+    discovery_error: str | None
+
+
+def flow_view(t: TaskRow, items: dict[str, int]) -> FlowView:
+    p, spec = t.progress or {}, t.spec or {}
+    seen = p.get("steps") or {}
+    steps = []
+    for name in steps_of(t.kind):
+        s = seen.get(name)
+        state = s["state"] if s else "waiting"
+        secs = (s.get("t1") or 0) - s["t0"] if s and s.get("t1") else None
+        steps.append(StepView(name, TITLES[name], state, (s or {}).get("note", ""), secs))
+    return FlowView(t.id, t.kind, spec.get("service", "?"), int(spec.get("count", 0)), spec.get("idc"), t.state,
+                    t.actor, p.get("step"), tuple(steps), items, t.reason, spec.get("parent"))
+
+
+class FlowsFacade:
+    def flows(self, limit: int = MAX_FLOWS) -> list[FlowView]:
+        """The newest flows first (open ones always)."""
+        rows = list(TaskRow.select().where(TaskRow.kind.in_(("expand", "shrink"))).order_by(TaskRow.id.desc())
+                    .limit(limit))
+        counts: dict[int, Counter] = defaultdict(Counter)
+        ids = [r.id for r in rows]
+        if ids:
+            q = (FlowItemRow.select(FlowItemRow.task, FlowItemRow.state).where(FlowItemRow.task.in_(ids)).tuples())
+            for task, state in q:
+                counts[task][state] += 1
+        return [flow_view(r, dict(counts[r.id])) for r in rows]
+
+    def flow_items(self, flow: int) -> list[ItemView]:
+        q = FlowItemRow.select().where(FlowItemRow.task == flow).order_by(FlowItemRow.kind, FlowItemRow.id)
+        return [ItemView(i.id, i.kind, i.name, i.host, i.step, i.state, i.attempts, i.detail,
+                         tuple(tuple(x) for x in (i.log or []))) for i in q]
+
+    def start_flow(self, kind: str, service: str, count: int, idc: str | None = None, *, batch: int = 5,
+                   retries: int = 3) -> Outcome:
+        """Queue a flow: scale `service` out (expand) or in (shrink) by `count` in `idc` (default:
+        the IDC that runs most of it)."""
+        from cockpit.engine.flow import FlowError, queue_flow
+
+        if kind not in ("expand", "shrink"):
+            return Outcome(False, f"no flow kind {kind!r} (expand or shrink)")
+        if ServiceRow.get_or_none(ServiceRow.name == service) is None:
+            return Outcome(False, f"no service named {service!r}")
+        idc = idc or self._main_idc(service)
+        if idc not in {i.name for i in self.world.idcs}:
+            return Outcome(False, f"no IDC named {idc!r}")
+        try:
+            spec = FlowSpec.parse({"service": service, "count": count, "idc": idc, "batch": batch, "retries": retries})
+        except ValueError as e:
+            return Outcome(False, f"flow: {e}")
+        sign = "+" if kind == "expand" else "-"
+        target = f"{service} {sign}{count} in {idc}"
+        box: dict = {}
+
+        def do() -> str:
+            try:
+                box["id"] = queue_flow(kind, spec, self.cfg.user, self.clock().t)
+            except FlowError as e:
+                raise ValueError(str(e)) from None
+            return f"flow {box['id']} queued: {target}"
+
+        out = self._act("flow.start", target, spec.as_json() | {"kind": kind}, do)
+        return Outcome(out.ok, out.message, box.get("id"))
+
+    def _main_idc(self, service: str) -> str | None:
+        row = (ContainerRow.select(ContainerRow.idc).where(ContainerRow.service == service)
+               .group_by(ContainerRow.idc).order_by(ContainerRow.id.count().desc()).first())
+        return row.idc if row else next((i.name for i in self.world.idcs), None)
+
+    def _flow_state(self, flow: int, action: str, allowed: tuple[str, ...], to: str, said: str) -> Outcome:
+        t = TaskRow.get_or_none((TaskRow.id == flow) & TaskRow.kind.in_(("expand", "shrink")))
+        if t is None:
+            return Outcome(False, f"no flow {flow}")
+
+        def do() -> str:
+            n = TaskRow.update(state=to, reason=f"{said} by {self.cfg.user}" if to == "cancelled" else t.reason).where(
+                (TaskRow.id == flow) & TaskRow.state.in_(allowed)).execute()
+            if not n:
+                raise ValueError(f"flow {flow} is {TaskRow.get_by_id(flow).state}")
+            return f"flow {flow} {said}"
+
+        return self._act(action, f"flow {flow}", {"flow": flow}, do)
+
+    def pause_flow(self, flow: int) -> Outcome:
+        return self._flow_state(flow, "flow.pause", ("queued", "running"), "paused", "paused")
+
+    def resume_flow(self, flow: int) -> Outcome:
+        return self._flow_state(flow, "flow.resume", ("paused",), "running", "resumed")
+
+    def stop_flow(self, flow: int) -> Outcome:
+        """Nothing more is done; what is done stays, and every host and container keeps its state."""
+        return self._flow_state(flow, "flow.stop", OPEN, "cancelled", "stopped")
+
+    def services_view(self) -> list[ServiceView]:
+        """Each service with its containers per IDC, and what discovery holds for it."""
+        per: dict[str, dict] = defaultdict(lambda: defaultdict(lambda: {"running": 0, "starting": 0, "stopping": 0,
+                                                                         "hosts": set()}))
+        for svc, idc, state, host in ContainerRow.select(ContainerRow.service, ContainerRow.idc, ContainerRow.state,
+                                                         ContainerRow.host).tuples():
+            cell = per[svc][idc]
+            cell[state] = cell.get(state, 0) + 1
+            cell["hosts"].add(host)
+        out = []
+        for r in ServiceRow.select().order_by(ServiceRow.name):
+            found, error = self._discovered(r.name, r.kind)
+            idcs = {idc: {**v, "hosts": len(v["hosts"])} for idc, v in sorted(per[r.name].items())}
+            out.append(ServiceView(r.name, r.kind, r.image, idcs, found, error))
+        return out
+
+    def _discovered(self, service: str, kind: str) -> tuple[int | None, str | None]:
+        d = self.discovery()
+        if d is None or kind not in ("http", "rpc"):
+            return None, None
+        from cockpit.backends.discovery import DiscoveryError
+
+        try:
+            return (len(d.members(service).members) if kind == "http" else len(d.instances(service))), None
+        except DiscoveryError as e:
+            return None, str(e)
+
+    def service_containers(self, service: str) -> list[tuple[str, str, str, str | None, list]]:
+        """(container, IDC, host, state, address:port list) of one service."""
+        names = dict(HostRow.select(HostRow.id, HostRow.name).tuples())
+        q = (ContainerRow.select(ContainerRow.name, ContainerRow.idc, ContainerRow.host, ContainerRow.state,
+                                 ContainerRow.address, ContainerRow.ports)
+             .where(ContainerRow.service == service).order_by(ContainerRow.idc, ContainerRow.host))
+        return [(n, idc, names.get(h, "?"), st, [f"{a}:{p[1]}" for p in ports] if a else [])
+                for n, idc, h, st, a, ports in q.tuples()]
