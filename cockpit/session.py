@@ -38,7 +38,7 @@ class Session:
         from cockpit.engine.engine import Engine
 
         if self.engine is None:
-            from cockpit.backends.factory import make_cloud, make_init
+            from cockpit.backends.factory import make_cloud, make_discovery, make_init, make_runtime
             from cockpit.engine.ecs import DrainSettings
             from cockpit.store.db import data_dir
             from cockpit.store.models import HostRow
@@ -54,6 +54,8 @@ class Session:
                 drain=DrainSettings(batch=cloud_cfg.get("batch", 20), max_in_flight=cloud_cfg.get("max_in_flight", 20)),
                 init=init_backend, init_settings=init_settings, expiry_warn_days=self.cfg.expiry_warn_days,
                 registry_settings=b.get("registry", {}), autoscaling=self.cfg.autoscale,
+                runtime=make_runtime(b.get("runtime", {})), discovery=make_discovery(b.get("discovery", {})),
+                ready_checks=b.get("runtime", {}).get("kind", "sim") != "sim",
             )
         return self.engine
 

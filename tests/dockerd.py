@@ -10,9 +10,11 @@ importing them into a test module:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,13 +73,32 @@ def stop_daemon(dk: procs.Dockerd, d: Path) -> None:
     then the daemon by its PID, then whatever it left mounted under its directory."""
     if dk.alive():
         try:
-            with docker.DockerClient(base_url=dk.url, version="1.41", timeout=10) as c:
+            with closing(docker.DockerClient(base_url=dk.url, version="1.41", timeout=10)) as c:
                 for row in c.api.containers(all=True):
                     c.api.remove_container(row["Id"], force=True, v=True)
         except (docker.errors.DockerException, OSError):  # requests' errors are OSErrors
             pass  # a daemon that does not answer: stopping it is what is left to do
         dk.stop(10.0)
+    kill_leftovers(d)
     unmount_under(d)
+
+
+def kill_leftovers(d: Path) -> None:
+    """SIGKILL the processes a killed dockerd leaves behind (its containerd, in a process group
+    of its own): those whose command line names a path inside `d`, by their PID."""
+    root = str(d.resolve()).rstrip("/") + "/"
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.decode(errors="replace").startswith(root) for a in argv):
+            pids.append(int(proc.name))
+    for pid in pids:
+        procs.stop_pid(pid, 5.0)
 
 
 def unmount_under(d: Path) -> None:
@@ -99,7 +120,7 @@ def build_web_image(work: Path, registry: DockerRegistry, ref: str = "web:1") ->
     d = work / "builder"
     dk = start_daemon(d)
     try:
-        with docker.DockerClient(base_url=dk.url, version="1.41", timeout=30) as c:
+        with closing(docker.DockerClient(base_url=dk.url, version="1.41", timeout=30)) as c:
             tar = procs.busybox_rootfs(work)
             full = f"127.0.0.1:{registry.port}/{ref}"
             repo, tag = full.rsplit(":", 1)
@@ -134,9 +155,9 @@ def docker_hosts(tmp_path, web_image) -> Iterator[DockerHosts]:
         yield DockerHosts({h: f.result() for h, f in futures.items()}, web_image)
     finally:
         with ThreadPoolExecutor(len(dirs)) as pool:
-            for h, f in futures.items():
-                if f.exception() is None:
-                    pool.submit(stop_daemon, f.result(), dirs[h])
+            stops = [pool.submit(stop_daemon, f.result(), dirs[h]) for h, f in futures.items() if f.exception() is None]
+        for f in stops:
+            f.result()
 
 
 @pytest.fixture

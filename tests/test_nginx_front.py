@@ -5,6 +5,9 @@ or upstream files and reloads (file mode), and followed from discovery by Upstre
 from __future__ import annotations
 
 import http.server
+import json
+import shutil
+import socket
 import threading
 import time
 from collections import Counter
@@ -38,11 +41,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class Backend:
-    """An HTTP server on 127.0.0.1 answering its own name to every GET."""
+class _Server6(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
 
-    def __init__(self, label: str):
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+
+class Backend:
+    """An HTTP server on 127.0.0.1 (or ::1) answering its own name to every GET."""
+
+    def __init__(self, label: str, address: str = "127.0.0.1"):
+        self.address = address
+        self.server = (_Server6 if ":" in address else http.server.ThreadingHTTPServer)((address, 0), _Handler)
         self.server.daemon_threads = True
         self.server.label = label
         self.label, self.port = label, self.server.server_address[1]
@@ -50,7 +58,7 @@ class Backend:
         self._thread.start()
 
     def member(self, **kw) -> Member:
-        return Member("127.0.0.1", self.port, **kw)
+        return Member(self.address, self.port, **kw)
 
     def close(self) -> None:
         """Gone: the port refuses connections from now on."""
@@ -297,14 +305,14 @@ def test_lua_admin_unreachable_is_a_transient_front_error(lua_front):
 
 
 members_st = st.lists(
-    st.builds(Member, address=st.sampled_from(["127.0.0.1", "10.1.2.3", "::1", "fd00::7"]),
+    st.builds(Member, address=st.sampled_from(["127.0.0.1", "127.0.0.2", "::1"]),
               port=st.integers(1, 65535), weight=st.integers(1, 1000), max_fails=st.integers(0, 1000),
               fail_timeout=st.integers(0, 86400), down=st.booleans(), backup=st.booleans()),
     max_size=8, unique_by=lambda m: m.key)
 
 
 @pytest.mark.integration
-def test_lua_admin_gives_back_exactly_the_members_it_was_given(tmp_path):
+def test_lua_admin_gives_back_exactly_the_members_it_was_given_and_survives_any_body(tmp_path):
     front = Front(tmp_path / "nginx", "lua")
     try:
         @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -313,9 +321,37 @@ def test_lua_admin_gives_back_exactly_the_members_it_was_given(tmp_path):
             front.api.set_members("web", members)
             assert front.api.members("web") == members
 
+        json_values = st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+            lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+            max_leaves=20)
+
+        @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(st.one_of(json_values.map(lambda v: json.dumps(v).encode()),
+                         json_values.map(lambda v: {"members": v}).map(lambda v: json.dumps(v).encode()),
+                         st.binary(max_size=60)))
+        def any_body(body):
+            r = httpx.post(f"http://127.0.0.1:{front.admin_port}/upstreams/web", content=body, timeout=5)
+            assert r.status_code in (200, 400), r.text
+            assert front.get("/api.v2/").status_code == 503  # the workers still serve
+
         round_trip()
+        any_body()
     finally:
         front.nginx.stop()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("mode", ["lua", "file"])
+def test_an_ipv6_member_is_reached(tmp_path, backends, mode):
+    six = Backend("six", "::1")
+    front = Front(tmp_path / "nginx", mode)
+    try:
+        front.api.set_members("web", [six.member()])
+        assert front.labels("web", 3) == {"six": 3}
+    finally:
+        front.nginx.stop()
+        six.close()
 
 
 # --- file mode -------------------------------------------------------------------------------------
@@ -468,3 +504,24 @@ def test_sync_refills_a_front_that_restarted_empty(lua_front, backends):
         assert "nginx:" in sync.status()["web"].error
         lua_front.start()
         eventually(lambda: lua_front.get("/web/").text == "a", timeout_s=8, what="a served after the restart")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not shutil.which("etcd"), reason="etcd is not installed (apt-get install etcd-server)")
+def test_sync_a_member_set_in_real_etcd_reaches_nginx(tmp_path, lua_front, backends):
+    from cockpit.backends.discovery_etcd import EtcdDiscovery
+
+    (a,) = backends("a")
+    etcd = procs.start_etcd(tmp_path / "etcd")
+    disc = EtcdDiscovery(etcd.url, prefix="/front-test")
+    try:
+        with UpstreamSync(disc, lua_front.api, ["web"]) as sync:
+            eventually(lambda: sync.status()["web"].applied_at is not None, what="the first list applied")
+            t0 = time.monotonic()
+            disc.set_member("web", a.member(weight=5))
+            took = eventually(lambda: lua_front.get("/web/").text == "a", what="a served") - t0
+            assert took < 1.0
+            assert lua_front.api.members("web") == [a.member(weight=5)]
+    finally:
+        disc.close()
+        etcd.stop()

@@ -175,3 +175,29 @@ def init_target(world: World, settings: InitSettings):
         return InitTarget(row.name, getattr(row, "address", None), v)
 
     return target
+
+
+def make_runtime(settings: dict):
+    """The container runtime: None for the simulation (the engine builds it from the store), or a
+    Docker Engine per host."""
+    if settings.get("kind", "sim") == "sim":
+        return None
+    from cockpit.backends.docker_engine import DockerRuntime
+
+    try:
+        return DockerRuntime.from_settings(settings)
+    except ValueError as e:
+        raise BackendError(f"backends.runtime: {e}") from None
+
+
+def make_discovery(settings: dict):
+    """The discovery store: None for the simulated one (the engine fills it from the store), or
+    etcd or Consul."""
+    if settings.get("kind", "sim") == "sim":
+        return None
+    from cockpit.backends.discovery_open import open_discovery
+
+    try:
+        return open_discovery(settings)
+    except ValueError as e:
+        raise BackendError(f"backends.discovery: {e}") from None

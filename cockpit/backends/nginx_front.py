@@ -37,7 +37,7 @@ from cockpit.backends.discovery import Member
 MODES = ("lua", "file")
 SERVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")  # the world's service names
 _LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
-_ADDRESS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$")  # an IP or a host name, nothing nginx would parse
+_ADDRESS_RE = re.compile(r"^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$")  # an IP or a host name, nothing nginx would parse
 MAX_MEMBERS = 1000
 DICT = "cockpit_peers"
 HEADER = "# cockpit-members: "  # the first line of an upstream file: the members as given, in JSON
@@ -374,7 +374,9 @@ LUA = r"""
             end
             tried[m.key] = true
             ctx.cockpit_cur = m
-            local ok, err = balancer.set_current_peer(m.address, m.port)
+            -- the module parses the host as a URL: an IPv6 address goes in brackets
+            local host = m.address:find(":", 1, true) and "[" .. m.address .. "]" or m.address
+            local ok, err = balancer.set_current_peer(host, m.port)
             if not ok then
                 ngx.log(ngx.ERR, "cockpit: ", svc, " ", m.key, ": ", err)
                 return ngx.exit(ngx.ERROR)

@@ -130,8 +130,10 @@ class FlowsFacade:
         return Outcome(out.ok, out.message, box.get("id"))
 
     def _main_idc(self, service: str) -> str | None:
+        import peewee as pw
+
         row = (ContainerRow.select(ContainerRow.idc).where(ContainerRow.service == service)
-               .group_by(ContainerRow.idc).order_by(ContainerRow.id.count().desc()).first())
+               .group_by(ContainerRow.idc).order_by(pw.fn.COUNT(ContainerRow.id).desc(), ContainerRow.idc).first())
         return row.idc if row else next((i.name for i in self.world.idcs), None)
 
     def _flow_state(self, flow: int, action: str, allowed: tuple[str, ...], to: str, said: str) -> Outcome:
