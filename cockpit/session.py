@@ -38,7 +38,7 @@ class Session:
         from cockpit.engine.engine import Engine
 
         if self.engine is None:
-            from cockpit.backends.factory import make_cloud, make_discovery, make_init, make_runtime
+            from cockpit.backends.factory import make_cloud, make_discovery, make_front, make_init, make_runtime
             from cockpit.engine.ecs import DrainSettings
             from cockpit.store.db import data_dir
             from cockpit.store.models import HostRow
@@ -55,7 +55,7 @@ class Session:
                 init=init_backend, init_settings=init_settings, expiry_warn_days=self.cfg.expiry_warn_days,
                 registry_settings=b.get("registry", {}), autoscaling=self.cfg.autoscale,
                 runtime=make_runtime(b.get("runtime", {})), discovery=make_discovery(b.get("discovery", {})),
-                ready_checks=b.get("runtime", {}).get("kind", "sim") != "sim",
+                ready_checks=b.get("runtime", {}).get("kind", "sim") != "sim", front=make_front(b.get("front", {})),
             )
         return self.engine
 

@@ -201,3 +201,15 @@ def make_discovery(settings: dict):
         return open_discovery(settings)
     except ValueError as e:
         raise BackendError(f"backends.discovery: {e}") from None
+
+
+def make_front(settings: dict):
+    """The front door of HTTP services (nginx), or None when the config names none."""
+    if not settings:
+        return None
+    from cockpit.backends.nginx_front import NginxFront
+
+    try:
+        return NginxFront.from_settings(settings)
+    except ValueError as e:
+        raise BackendError(str(e)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -18,6 +18,7 @@ class HealthChange:
     down: np.ndarray  # host indices that failed
     up: np.ndarray  # host indices that came back
     down_until: np.ndarray  # new repair deadlines (epoch s; nan while alive)
+    reasons: dict[int, str] = field(default_factory=dict)  # why a host went down, when known (a real engine)
 
 
 def step(

@@ -100,8 +100,9 @@ class Autoscaler:
         last = get_meta("autoscale_last_t")
         return last is None or t - float(last) >= self.world.scaling.interval_s
 
-    def observe(self, t: float, hot: list) -> dict[str, Observation]:
-        """Every service as the rules see it now (the platform's traffic model, its containers)."""
+    def observe(self, t: float, hot: list, measured: dict[str, float] | None = None) -> dict[str, Observation]:
+        """Every service as the rules see it now (the platform's traffic model, its containers);
+        `measured`: CPU per service from real engines, which then replaces the model's."""
         services = list(self.world.services)
         qps = service_qps(self.world.traffic, services, float(t), self.world.seed, [e for _, e in hot])
         now = counts()
@@ -110,7 +111,9 @@ class Autoscaler:
             serving, starting = now.get(s.name, (0, 0))
             running_hot = tuple((e.name, e.start.timestamp()) for e in list(self.world.traffic.hot_events) + [e for _, e in hot]
                                 if s.name in e.services and e.start.timestamp() <= t < e.start.timestamp() + e.duration_min * 60)
-            out[s.name] = Observation(t, serving, starting, cpu_pct(s, float(q), serving), float(q), running_hot)
+            cpu = (measured or {}).get(s.name)
+            out[s.name] = Observation(t, serving, starting, cpu_pct(s, float(q), serving) if cpu is None else cpu,
+                                      float(q), running_hot)
         return out
 
     def step(self, t: float, observations: dict[str, Observation], hist: Callable | None = None) -> Evaluation:

@@ -26,7 +26,9 @@ class AutoscaleJobs:
             t = self.platform_now()
             if not force and not scaler.due(t):
                 return False
-            scaler.step(t, scaler.observe(t, running_hot_events()))
+            watch = self.engine_watch
+            measured = watch.cpu_by_service({s.name: s.cpu for s in self.world.services}) if watch else None
+            scaler.step(t, scaler.observe(t, running_hot_events(), measured))
             self._arm_schedules(t)
         except LeaseLost:
             with self._lock:

@@ -82,6 +82,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         discovery=None,
         ready_checks: bool = False,
         manager_ttl_s: float = 4.0,
+        front=None,
     ):
         self.db = db
         self.world = world
@@ -107,6 +108,9 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         self.manager_ttl_s = manager_ttl_s
         self.managers = None
         self.flows = None
+        self.front = front  # the front door (nginx) that follows discovery, if any
+        self.engine_watch = None  # real engines: pinged and sampled beside the tick
+        self.upstream_sync = None
         self.replicator: Replicator | None = None
         self._sim_lock = threading.Lock()
         self._sim_stop = threading.Event()  # set while the workers stop: simulated transfers end
@@ -170,6 +174,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             self._load_state()
             if self._own_runtime:  # the simulated engines, as the store says they are now
                 self.runtime = sim_runtime()
+            elif hasattr(self.runtime, "probe"):  # real engines: their answers are the hosts' health
+                self._watch_engines()
         self.runner = Runner(self.lease.fenced, self.handlers(), self.platform_now, self.real_clock, self.world,
                              random.Random(self.world.seed))
         self.runner.recover()
@@ -227,6 +233,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
     def _stop_workers(self) -> None:
         self._sim_stop.set()
         self._stop_flows()
+        if self.engine_watch is not None:
+            self.engine_watch.stop()
         if self.webhook is not None:
             self.webhook.stop()
             self.webhook = None
@@ -242,6 +250,15 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         if self.writer is not None:
             self.writer.stop()
             self.writer = None
+
+    def _watch_engines(self) -> None:
+        from cockpit.engine.engine_watch import EngineHealth, EngineWatch
+
+        if self.engine_watch is None:
+            names = lambda: [h.name for h in self.state.hosts]  # noqa: E731 - the state's order, as it is now
+            self.engine_watch = EngineWatch(self.runtime, names)
+            self.health = EngineHealth(self.engine_watch, names)
+        self.engine_watch.start()
 
     def _load_state(self) -> None:
         self._version = get_meta("platform_version")
@@ -279,8 +296,9 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         observed = None
         if now > self._last_t or not self._ticks or self._force_next:
             assert self.state is not None
+            watch = self.engine_watch
             observed = step.observe(self.state, self.world, self.health, self.telemetry, self._last_t, now,
-                                    step.running_hot_events())
+                                    step.running_hot_events(), watch.cpu_by_host() if watch else None)
         with self.lease.fenced():
             self._schedules(self._last_t, now)
             if observed is not None:

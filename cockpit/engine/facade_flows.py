@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import peewee as pw
+
 from cockpit.core.flow import OPEN, TITLES, FlowSpec, steps_of
 from cockpit.engine.actions import Outcome
 from cockpit.store.models import ContainerRow, FlowItemRow, HostRow, ServiceRow, TaskRow
@@ -130,8 +132,6 @@ class FlowsFacade:
         return Outcome(out.ok, out.message, box.get("id"))
 
     def _main_idc(self, service: str) -> str | None:
-        import peewee as pw
-
         row = (ContainerRow.select(ContainerRow.idc).where(ContainerRow.service == service)
                .group_by(ContainerRow.idc).order_by(pw.fn.COUNT(ContainerRow.id).desc(), ContainerRow.idc).first())
         return row.idc if row else next((i.name for i in self.world.idcs), None)
@@ -195,3 +195,83 @@ class FlowsFacade:
              .where(ContainerRow.service == service).order_by(ContainerRow.idc, ContainerRow.host))
         return [(n, idc, names.get(h, "?"), st, [f"{a}:{p[1]}" for p in ports] if a else [])
                 for n, idc, h, st, a, ports in q.tuples()]
+
+    # --- read helpers for the views and the CLI (:tasks, :services, `cockpit flow`) ---------------
+
+    def flow(self, flow_id: int) -> FlowView | None:
+        """One flow, however old (flows() holds the newest MAX_FLOWS)."""
+        t = TaskRow.get_or_none((TaskRow.id == flow_id) & TaskRow.kind.in_(("expand", "shrink")))
+        if t is None:
+            return None
+        counts = Counter(s for (s,) in FlowItemRow.select(FlowItemRow.state).where(FlowItemRow.task == flow_id).tuples())
+        return flow_view(t, dict(counts))
+
+    def flow_times(self, ids: list[int]) -> dict[int, tuple[float, float]]:
+        """(created, last changed) of these flows, in platform time."""
+        if not ids:
+            return {}
+        q = TaskRow.select(TaskRow.id, TaskRow.created_t, TaskRow.updated_t).where(TaskRow.id.in_(ids))
+        return {i: (c, u) for i, c, u in q.tuples()}
+
+    def flow_ask(self, kind: str, service: str, count: int, idc: str | None = None, *, batch: int = 5,
+                 retries: int = 3) -> FlowAsk:
+        """What starting this flow would do, in words to confirm, or why it cannot start (the checks
+        start_flow makes, and for a shrink that the IDC runs that many), before anything is asked."""
+        if kind not in ("expand", "shrink"):
+            return FlowAsk(kind, service, count, idc, f"no flow kind {kind!r} (expand or shrink)")
+        if ServiceRow.get_or_none(ServiceRow.name == service) is None:
+            return FlowAsk(kind, service, count, idc, f"no service named {service!r}")
+        idc = idc or self._main_idc(service)
+        if idc not in {i.name for i in self.world.idcs}:
+            return FlowAsk(kind, service, count, idc, f"no IDC named {idc!r} ({', '.join(i.name for i in self.world.idcs)})")
+        try:
+            spec = FlowSpec.parse({"service": service, "count": count, "idc": idc, "batch": batch, "retries": retries})
+        except ValueError as e:
+            return FlowAsk(kind, service, count, idc, f"flow: {e}")
+        here = dict(ContainerRow.select(ContainerRow.state, pw.fn.COUNT(ContainerRow.id)).where(
+            (ContainerRow.service == service) & (ContainerRow.idc == idc)).group_by(ContainerRow.state).tuples())
+        running = here.get("running", 0)
+        if kind == "shrink" and count > running:
+            return FlowAsk(kind, service, count, idc, f"{service} runs {running} containers in {idc}; "
+                                                      f"{count} cannot be stopped there", running)
+        return FlowAsk(kind, service, count, idc, None, running, self._flow_plan(kind, spec, running))
+
+    def _flow_plan(self, kind: str, spec: FlowSpec, running: int) -> str:
+        import math
+
+        calls = f"{spec.batch} hosts at a time, each call tried up to {spec.retries} times"
+        if kind == "expand":
+            head = f"{spec.service} +{spec.count} in {spec.idc} ({running} running there now)."
+            body = ("The engine evaluates resources and the pool's quota, borrows shared hosts or orders ECS hosts "
+                    f"for what does not fit (and initialises them), places the containers, checks the image is in "
+                    f"{spec.idc}'s registry, deploys ({calls}) and registers them in discovery.")
+            tpl = next((t for t in self.world.templates if t.service == spec.service), None)
+            by_sid = {t.sid: t.service for t in self.world.templates}
+            deps = [f"{by_sid[d.sid]} +{math.ceil(d.ratio * spec.count)}" for d in (tpl.dependencies if tpl else ())
+                    if d.sid in by_sid and math.ceil(d.ratio * spec.count) >= 1]
+            if deps:
+                body += f" Its dependencies get flows of their own: {', '.join(deps)} (template ratios)."
+        else:
+            head = f"{spec.service} -{spec.count} in {spec.idc} ({running} running there now)."
+            body = (f"The engine takes {spec.count} containers out of discovery first, where {spec.service} is most "
+                    f"crowded, drains them for {spec.drain_s:g} s, stops them ({calls}), then gives borrowed hosts "
+                    "left empty back to the shared pool.")
+        engine = self.engine_view()
+        if engine.mode == "none":
+            body += "\nNo engine runs on this store: the flow waits until one starts (cockpit, or cockpit engine)."
+        elif engine.mode == "viewer":
+            body += f"\nThe engine on {engine.holder} carries it out."
+        return f"{head}\n{body}"
+
+
+@dataclass(frozen=True)
+class FlowAsk:
+    """A flow as it would be started: the IDC chosen, and what it will do or why it cannot."""
+
+    kind: str
+    service: str
+    count: int
+    idc: str | None
+    problem: str | None
+    running: int = 0  # containers of the service running in the IDC now
+    text: str = ""

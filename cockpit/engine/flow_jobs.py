@@ -59,8 +59,24 @@ class FlowJobs:
         self.managers = Managers(self.discovery, idcs, self.lease.id, ttl_s=self.manager_ttl_s)
         self.flows = FlowLoop(self.db, FlowRunner(ctx), self.managers)
         self.flows.start()
+        self._start_front()
+
+    def _start_front(self) -> None:
+        """The front door follows discovery, as nginx-upsync-module does: each HTTP service's
+        members pushed to nginx, the last list dumped so it still has them with discovery away."""
+        if self.front is None:
+            return
+        from cockpit.backends.upstream_sync import UpstreamSync
+
+        http = [s.name for s in self.world.services if s.kind == "http"]
+        dump = getattr(self.front, "prefix", None)
+        self.upstream_sync = UpstreamSync(self.discovery, self.front, http,
+                                          dump_dir=(dump / "upstreams-dump") if dump else None).start()
 
     def _stop_flows(self) -> None:
+        if self.upstream_sync is not None:
+            self.upstream_sync.stop()
+            self.upstream_sync = None
         if self.flows is not None:
             self.flows.stop()
             self.flows = None

@@ -50,13 +50,20 @@ def running_hot_events() -> list[tuple[int, HotEvent]]:
 
 
 def observe(st: PlatformState, world: World, health: HostHealth, telemetry: Telemetry,
-            last: float, now: float, injected: list[tuple[int, HotEvent]]) -> Step:
-    """Move the in-memory platform from `last` to `now` and say what must be written."""
+            last: float, now: float, injected: list[tuple[int, HotEvent]],
+            cores_used: dict[str, float] | None = None) -> Step:
+    """Move the in-memory platform from `last` to `now` and say what must be written.
+    `cores_used`: CPU in use per host measured on real engines (the dashboard shows it)."""
     step = Step(now)
     _health(step, st, health, now, now - last)
     extra = _hot_events(step, world, injected, last, now)
     usable = st.alive & st.ready
-    step.live = [metric_row(s, now) for s in load.compute(st.layout, usable, telemetry.service_qps(st.services, now, extra))]
+    live = load.compute(st.layout, usable, telemetry.service_qps(st.services, now, extra))
+    if cores_used is not None:
+        from cockpit.engine.engine_watch import scope_cpu
+
+        live = scope_cpu(live, st.hosts, usable, cores_used)
+    step.live = [metric_row(s, now) for s in live]
     first, final = int(last // SAMPLE_S) + 1, int(now // SAMPLE_S)
     if final >= first:
         times = np.arange(max(first, final - MAX_SAMPLES_PER_TICK + 1), final + 1) * SAMPLE_S
@@ -75,7 +82,9 @@ def _health(step: Step, st: PlatformState, health: HostHealth, now: float, dt: f
         h = st.hosts[i]
         step.down.append((int(st.host_ids[i]), float(st.down_until[i])))
         mins = (st.down_until[i] - now) / 60
-        step.events.append((now, "warn", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) down; repair in ~{mins:.0f} min"))
+        why = change.reasons.get(i)
+        step.events.append((now, "warn", "host", h.name, f"host {h.name} ({h.idc}/{h.pool}) down: {why}" if why
+                            else f"host {h.name} ({h.idc}/{h.pool}) down; repair in ~{mins:.0f} min"))
     for i in change.up.tolist():
         h = st.hosts[i]
         step.up.append(int(st.host_ids[i]))
