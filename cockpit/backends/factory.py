@@ -186,6 +186,8 @@ def make_runtime(settings: dict):
 
     try:
         return DockerRuntime.from_settings(settings)
+    except BackendError:
+        raise
     except ValueError as e:
         raise BackendError(f"backends.runtime: {e}") from None
 
