@@ -275,7 +275,8 @@ class ConsulDouble:
 
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._threads = [threading.Thread(target=self._server.serve_forever, name="consul-double", daemon=True),
+        self._threads = [threading.Thread(target=self._server.serve_forever, args=(0.05,), name="consul-double",
+                                         daemon=True),
                          threading.Thread(target=self._reaper, name="consul-double-reaper", daemon=True)]
         for t in self._threads:
             t.start()
@@ -310,12 +311,17 @@ class ConsulDouble:
             return {k: e.value for k, e in sorted(self.state.kv.items()) if k.startswith(prefix)}
 
     def set_check(self, check_id: str, status: str) -> None:
-        """What the agent would do when a check's probe passes or fails."""
+        """What the agent does when a check's probe passes or fails (`serfHealth`: the node's
+        agent stops answering its peers); a session tied to a check that turns critical is
+        invalidated, as Consul does."""
         st = self.state
         with st.cond:
             c = st.checks[check_id]
             c.status, c.modify = status, st.next_index()
             st.services_index = c.modify
+            if status == "critical":
+                for sid in [s.id for s in st.sessions.values() if check_id in s.checks]:
+                    st.invalidate(sid, time.monotonic())
             st.changed()
 
 

@@ -65,12 +65,18 @@ class DockerHosts:
 
 
 def start_daemon(d: Path) -> procs.Dockerd:
-    return procs.start_dockerd(d)
+    try:
+        return procs.start_dockerd(d)
+    except BaseException:
+        kill_leftovers(d)
+        unmount_under(d)
+        raise
 
 
 def stop_daemon(dk: procs.Dockerd, d: Path) -> None:
-    """Containers first (killed: their processes would outlive a dockerd that is stopped or killed),
-    then the daemon by its PID, then whatever it left mounted under its directory."""
+    """Containers first (their processes would outlive the daemon), then the daemon by its PID
+    and its containerd (killed: a test's engine keeps nothing worth a clean shutdown, which takes
+    a second), then whatever it left mounted under its directory."""
     if dk.alive():
         try:
             with closing(docker.DockerClient(base_url=dk.url, version="1.41", timeout=10)) as c:
@@ -78,7 +84,7 @@ def stop_daemon(dk: procs.Dockerd, d: Path) -> None:
                     c.api.remove_container(row["Id"], force=True, v=True)
         except (docker.errors.DockerException, OSError):  # requests' errors are OSErrors
             pass  # a daemon that does not answer: stopping it is what is left to do
-        dk.stop(10.0)
+    dk.kill()
     kill_leftovers(d)
     unmount_under(d)
 
@@ -140,15 +146,21 @@ def build_web_image(work: Path, registry: DockerRegistry, ref: str = "web:1") ->
 @pytest.fixture(scope="module")
 def web_image(tmp_path_factory) -> Iterator[WebImage]:
     """A registry holding the web image, shared by a module's tests (on one xdist worker)."""
-    root = tmp_path_factory.mktemp("web-image")
+    root = daemon_dir(tmp_path_factory, "img")
     with DockerRegistry(root / "registry", name="images") as reg:
         yield build_web_image(root, reg)
 
 
+def daemon_dir(tmp_path_factory, name: str) -> Path:
+    """A fresh directory for one dockerd, with a short path: containerd's sockets under it must
+    fit a unix socket's 108 bytes, which a test's own tmp_path (named after the test) may not."""
+    return tmp_path_factory.mktemp(name)
+
+
 @pytest.fixture
-def docker_hosts(tmp_path, web_image) -> Iterator[DockerHosts]:
+def docker_hosts(tmp_path_factory, web_image) -> Iterator[DockerHosts]:
     """Two fresh engines (h1, h2) for one test: nothing on them, the image not pulled yet."""
-    dirs = {h: tmp_path / f"dockerd-{h}" for h in HOSTS}
+    dirs = {h: daemon_dir(tmp_path_factory, f"dk-{h}") for h in HOSTS}
     with ThreadPoolExecutor(len(dirs)) as pool:
         futures = {h: pool.submit(start_daemon, d) for h, d in dirs.items()}
     try:
@@ -161,9 +173,9 @@ def docker_hosts(tmp_path, web_image) -> Iterator[DockerHosts]:
 
 
 @pytest.fixture
-def lone_dockerd(tmp_path) -> Iterator[procs.Dockerd]:
+def lone_dockerd(tmp_path_factory) -> Iterator[procs.Dockerd]:
     """One engine of its own, for a test that kills it."""
-    d = tmp_path / "dockerd-lone"
+    d = daemon_dir(tmp_path_factory, "dk-lone")
     dk = start_daemon(d)
     try:
         yield dk

@@ -17,9 +17,6 @@ import pytest
 
 from cockpit.lab import procs
 
-needs_etcd = pytest.mark.skipif(not shutil.which("etcd"), reason="etcd is not installed (apt-get install etcd-server)")
-
-
 @pytest.fixture(scope="module")
 def etcd_server(tmp_path_factory) -> Iterator[procs.Etcd]:
     """One etcd for a test module (about 1 s to start); tests keep apart by key prefix."""

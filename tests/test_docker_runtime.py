@@ -5,11 +5,13 @@ clear errors when an engine or a registry fails."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
 import time
-from dataclasses import replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
 
 import httpx
 import pytest
@@ -20,7 +22,8 @@ from cockpit.backends.base import ContainerError, ContainerSpec
 from cockpit.backends.docker_engine import DockerRuntime
 from cockpit.backends.factory import BackendError
 from cockpit.backends.sim.containers import SimContainers
-from cockpit.lab.procs import free_port
+from cockpit.core.addressing import PORT_BASE
+from cockpit.lab.procs import free_port, listening
 from tests.dockerd import IDLE_CMD, docker_hosts, lone_dockerd, web_image  # noqa: F401 (fixtures)
 
 ADDRESS = {"h1": "10.1.0.1", "h2": "10.1.0.2"}
@@ -96,6 +99,13 @@ def test_two_containers_of_one_service_on_one_host_get_different_host_ports(runt
     assert len(set(host_ports)) == 4 and min(host_ports) >= 31000
 
 
+def test_containers_started_at_once_on_one_host_get_different_host_ports(runtime):
+    """The engine makes its calls from several threads at once."""
+    with ThreadPoolExecutor(6) as pool:
+        started = list(pool.map(runtime.start, [idle(f"api-2-{k}") for k in range(1, 7)]))
+    assert len({c.ports[0][1] for c in started}) == 6 and len(runtime.list("h1")) == 6
+
+
 def test_ports_of_a_removed_container_are_given_out_again(runtime):
     a = runtime.start(idle("api-1-1"))
     runtime.stop("h1", "api-1-1", timeout_s=5)
@@ -108,6 +118,17 @@ def test_a_running_container_is_not_removed(runtime):
     with pytest.raises(ContainerError, match="running") as e:
         runtime.remove("h1", "api-1-1")
     assert not e.value.transient and runtime.inspect("h1", "api-1-1").state == "running"
+
+
+def test_a_spec_rebuilt_from_its_stored_request_starts_the_same_container(runtime):
+    """The engine stores a spec as JSON and rebuilds it with ContainerSpec(**request): lists come
+    back where tuples went in."""
+    spec = idle("api-3-1", pool="hot", task=3)
+    request = json.loads(json.dumps(asdict(spec)))
+    rebuilt = ContainerSpec(**{**request, "ports": tuple(request["ports"]), "host_ports": tuple(request["host_ports"])})
+    assert isinstance(rebuilt.command, list)
+    first = runtime.start(rebuilt)
+    assert runtime.start(spec) == first and first.state == "running"
 
 
 # --- Docker only ---------------------------------------------------------------------------------------
@@ -127,6 +148,9 @@ def get_text(port: int, timeout_s: float = 10.0) -> str:
 
 @pytest.mark.integration
 def test_containers_answer_http_on_their_host_ports_with_their_own_names(docker_hosts):
+    # The tests' engines share this machine's network: the first free ports must be free here.
+    busy = [p for p in (PORT_BASE, PORT_BASE + 1) if listening("127.0.0.1", p)]
+    assert not busy, f"port(s) {busy} are in use on this machine: this test's containers need them"
     rt = docker_hosts.runtime()
     web = [ContainerSpec(f"web-1-{k}", "h1", "10.1.0.1", "web", "web:1", (8080,)) for k in (1, 2)]
     started = [rt.start(s) for s in web]  # the image's own command; the default health check
@@ -180,8 +204,7 @@ def test_stats_give_the_cpu_share_and_memory_of_running_containers(docker_hosts)
     assert all(s.cpu_pct is None for s in first.values())  # no earlier sample to compare with
     assert first["burn-1-1"].memory_limit_bytes == 64 * MiB and first["burn-1-1"].memory_bytes > 0
     assert first["api-1-1"].memory_limit_bytes > 64 * MiB  # no limit: the host's memory
-    time.sleep(1.0)
-    second = {s.name: s for s in rt.stats("h1")}
+    second = {s.name: s for s in rt.stats("h1")}  # a second later: the engine samples once a second
     assert 5.0 < second["burn-1-1"].cpu_pct < 65.0  # busy, and held to half a core
     assert 0.0 <= second["api-1-1"].cpu_pct < 5.0
     assert second["burn-1-1"].service == "burn" and second["api-1-1"].health in ("starting", "healthy")
@@ -204,21 +227,21 @@ def expect_transient(call, within_s: float, *words: str) -> ContainerError:
 @pytest.mark.integration
 def test_an_engine_that_hangs_or_dies_gives_transient_errors_within_the_timeout(lone_dockerd, web_image):
     dk = lone_dockerd
-    rt = DockerRuntime({"h1": dk.url}, {"h1": web_image.addr}, timeout_s=1.0)
+    rt = DockerRuntime({"h1": dk.url}, {"h1": web_image.addr}, timeout_s=0.5)
     assert rt.probe("h1") is None and rt.list("h1") == []
     calls = [lambda: rt.start(idle("api-1-1")), lambda: rt.inspect("h1", "api-1-1"), lambda: rt.list("h1"),
              lambda: rt.stats("h1"), lambda: rt.stop("h1", "api-1-1", timeout_s=0), lambda: rt.remove("h1", "api-1-1")]
     os.kill(dk.pid, signal.SIGSTOP)  # it accepts connections and never answers
     try:
         for call in calls:
-            expect_transient(call, 1.0 + 2.0, "does not answer", "within 1 s")
+            expect_transient(call, 0.5 + 2.0, "does not answer", "within 0.5 s")
         assert "does not answer" in rt.probe("h1")
     finally:
         os.kill(dk.pid, signal.SIGCONT)
     assert rt.probe("h1") is None
     dk.kill()
     for call in calls:
-        expect_transient(call, 1.0 + 2.0, f"engine at {dk.url} does not answer (connection refused)")
+        expect_transient(call, 0.5 + 2.0, f"engine at {dk.url} does not answer (connection refused)")
     assert rt.probe("h1") == f"engine at {dk.url} does not answer (connection refused)"
 
 
@@ -231,6 +254,32 @@ def test_a_missing_image_is_a_lasting_error_naming_the_image_and_the_registry(do
     assert not e.value.transient and "\n" not in str(e.value)
     assert "ghost:9" in e.value.message and f"registry {docker_hosts.image.addr}" in e.value.message
     assert rt.list("h1") == []
+
+
+@pytest.mark.integration
+def test_a_command_that_cannot_run_is_a_lasting_error_and_leaves_nothing(docker_hosts):
+    rt = docker_hosts.runtime()
+    with pytest.raises(ContainerError) as e:
+        rt.start(idle("api-1-1", command=("/bin/no-such-program",)))
+    assert not e.value.transient and "no-such-program" in e.value.message
+    assert rt.list("h1") == [] and rt.start(idle("api-1-2")).ports[0][1] == 31000  # its port is free again
+
+
+@pytest.mark.integration
+def test_a_container_cockpit_did_not_make_is_never_touched(docker_hosts):
+    rt = docker_hosts.runtime()
+    rt.start(idle("api-1-1"))  # pulls the image
+    client = docker_hosts.client("h1")
+    theirs = client.containers.create(f"{docker_hosts.image.addr}/web:1", list(IDLE_CMD), name="api-1-2",
+                                      network_mode="host")
+    with pytest.raises(ContainerError, match="cockpit did not make") as e:
+        rt.start(idle("api-1-2"))
+    assert not e.value.transient
+    rt.stop("h1", "api-1-2")
+    rt.remove("h1", "api-1-2")  # not ours: cockpit's api-1-2 is not there, which is what was asked
+    assert rt.inspect("h1", "api-1-2") is None and [c.name for c in rt.list("h1")] == ["api-1-1"]
+    assert client.containers.get("api-1-2").id == theirs.id
+    client.close()
 
 
 @pytest.mark.integration
@@ -279,25 +328,25 @@ def changed(path: str, value) -> dict:
 
 
 @pytest.mark.parametrize("path, value, named", [
-    ("kind", "podman", "backends.containers.kind"),
-    ("api_version", "1.30", "backends.containers.api_version"),
-    ("api_version", 1.41, "backends.containers.api_version"),
-    ("timeout_s", "5", "backends.containers.timeout_s"),
-    ("timeout_s", -1, "backends.containers.timeout_s"),
-    ("timeout_s", math.nan, "backends.containers.timeout_s"),
-    ("pull_timeout_s", True, "backends.containers.pull_timeout_s"),
-    ("tls", True, "backends.containers.tls"),
-    ("hosts", ..., "backends.containers.hosts"),
-    ("hosts", {}, "backends.containers.hosts"),
-    ("hosts.h1", "http://10.1.0.1:2375", "backends.containers.hosts.h1"),
-    ("hosts.h1", "tcp://10.1.0.1", "backends.containers.hosts.h1"),
-    ("hosts.h1", "unix://run/docker.sock", "backends.containers.hosts.h1"),
-    ("hosts.h1", 2375, "backends.containers.hosts.h1"),
-    ("registries", ..., "backends.containers.registries"),
-    ("registries.h1", ..., "backends.containers.registries: host h1 has no registry"),
-    ("registries.h1", "http://10.1.0.250:5000", "backends.containers.registries.h1"),
-    ("registries.h1", "10.1.0.250:99999", "backends.containers.registries.h1"),
-    ("registries.h3", "10.1.0.250:5000", "backends.containers.registries.h3: not a host"),
+    ("kind", "podman", "backends.runtime.kind"),
+    ("api_version", "1.30", "backends.runtime.api_version"),
+    ("api_version", 1.41, "backends.runtime.api_version"),
+    ("timeout_s", "5", "backends.runtime.timeout_s"),
+    ("timeout_s", -1, "backends.runtime.timeout_s"),
+    ("timeout_s", math.nan, "backends.runtime.timeout_s"),
+    ("pull_timeout_s", True, "backends.runtime.pull_timeout_s"),
+    ("tls", True, "backends.runtime.tls"),
+    ("hosts", ..., "backends.runtime.hosts"),
+    ("hosts", {}, "backends.runtime.hosts"),
+    ("hosts.h1", "http://10.1.0.1:2375", "backends.runtime.hosts.h1"),
+    ("hosts.h1", "tcp://10.1.0.1", "backends.runtime.hosts.h1"),
+    ("hosts.h1", "unix://run/docker.sock", "backends.runtime.hosts.h1"),
+    ("hosts.h1", 2375, "backends.runtime.hosts.h1"),
+    ("registries", ..., "backends.runtime.registries"),
+    ("registries.h1", ..., "backends.runtime.registries: host h1 has no registry"),
+    ("registries.h1", "http://10.1.0.250:5000", "backends.runtime.registries.h1"),
+    ("registries.h1", "10.1.0.250:99999", "backends.runtime.registries.h1"),
+    ("registries.h3", "10.1.0.250:5000", "backends.runtime.registries.h3: not a host"),
 ])
 def test_bad_settings_are_refused_naming_the_setting(path, value, named):
     with pytest.raises(BackendError) as e:
@@ -307,13 +356,14 @@ def test_bad_settings_are_refused_naming_the_setting(path, value, named):
 
 def test_too_many_hosts_are_refused():
     hosts = {f"h{i}": f"tcp://10.1.{i // 250}.{i % 250 + 1}:2375" for i in range(10_001)}
-    with pytest.raises(BackendError, match=r"^backends.containers.hosts: 10,001 hosts: at most 10,000"):
+    with pytest.raises(BackendError, match=r"^backends.runtime.hosts: 10,001 hosts: at most 10,000"):
         DockerRuntime.from_settings({**GOOD, "hosts": hosts, "registries": {}})
 
 
-json_like = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-                         max_leaves=10)
+json_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=10)
 
 
 @settings(max_examples=150, deadline=None)
@@ -323,4 +373,4 @@ def test_any_settings_make_a_runtime_or_one_clear_refusal(doc):
     try:
         DockerRuntime.from_settings(doc)
     except BackendError as e:
-        assert str(e).startswith("backends.containers") and "\n" not in str(e)
+        assert str(e).startswith("backends.runtime") and "\n" not in str(e)

@@ -306,7 +306,7 @@ def _downgrade_to_v3(url: str) -> None:
 
 def test_an_older_store_is_refused_until_upgraded_and_the_upgrade_keeps_a_backup(demo_url):
     _downgrade_to_v3(demo_url)
-    with pytest.raises(StoreError, match=r"schema version 3; this Cockpit uses 6: run `cockpit store upgrade"):
+    with pytest.raises(StoreError, match=rf"schema version 3; this Cockpit uses {store_db.SCHEMA_VERSION}: run `cockpit store upgrade"):
         open_store(demo_url)
     before, after, backup = upgrade_store(demo_url)
     assert (before, after) == (3, store_db.SCHEMA_VERSION)

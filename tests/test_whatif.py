@@ -10,7 +10,7 @@ from cockpit.core.placement.metrics import measure
 from cockpit.core.whatif import Catalog, WhatIf, WhatIfError, build, document, preview
 from cockpit.domain import Host, PlacementRules, Service, Traffic
 from cockpit.engine.engine import Engine
-from cockpit.store.db import StoreError, open_store, upgrade_store
+from cockpit.store.db import SCHEMA_VERSION, StoreError, open_store, upgrade_store
 from cockpit.store.models import ContainerRow, HostRow, TaskRow
 from tests.test_engine import FakeClock
 
@@ -164,7 +164,7 @@ def test_a_version_1_store_upgrades_when_asked(tmp_path):
     db.close()
     with pytest.raises(StoreError, match="cockpit store upgrade"):
         open_store(path)
-    assert upgrade_store(path)[:2] == (1, 6)
+    assert upgrade_store(path)[:2] == (1, SCHEMA_VERSION)
     db = open_store(path)
     assert "ref" in [c.name for c in db.get_columns("container")]
     assert {"init_task", "order", "expiry_warned", "address"} <= {c.name for c in db.get_columns("host")}

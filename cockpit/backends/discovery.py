@@ -83,6 +83,14 @@ def check_name(what: str, value: str) -> str:
     return value
 
 
+def check_lock_name(name: str) -> str:
+    """A lock's name: names as `check_name` wants them, joined by `/` (`scheduler/<idc>`)."""
+    if not isinstance(name, str) or len(name) > 256 or not all(
+            _NAME.match(part) and ".." not in part for part in name.split("/")):
+        raise ValueError(f"lock {name!r}: expected names of letters, digits and _.- joined by '/'")
+    return name
+
+
 def check_member(member: Member) -> Member:
     """A member whose key nginx-upsync-module can read back (`address:port`); ValueError otherwise."""
     if not isinstance(member.address, str) or not _ADDRESS.match(member.address) or ".." in member.address:

@@ -32,8 +32,8 @@ import requests
 from consul.callback import CB
 from consul.exceptions import ACLDisabled, ACLPermissionDenied, BadRequest, ClientError, ConsulException, NotFound
 
-from cockpit.backends.discovery import (UPSTREAMS, DiscoveryError, Member, Members, RpcInstance, check_member,
-                                        check_name)
+from cockpit.backends.discovery import (UPSTREAMS, DiscoveryError, Member, Members, RpcInstance, check_lock_name,
+                                        check_member, check_name)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class ConsulDiscovery:
     def __init__(self, url: str, token: str | None = None, timeout_s: float = 3.0, dc: str | None = None,
                  token_env: str | None = None):
         parts = urlsplit(url)
+        if parts.username or parts.password:  # checked first: such a URL is never echoed
+            raise ValueError("credentials do not go in the Consul URL (the token comes from the environment)")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{url!r} is not an http(s) URL")
         self.url = f"{parts.scheme}://{parts.netloc}"
@@ -70,7 +72,8 @@ class ConsulDiscovery:
         self.who = f"consul at {self.url}"
         self._token_hint = f" (the token in ${token_env})" if token_env else ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._c = consul.Consul(host=parts.hostname, port=port, scheme=parts.scheme, token=token, dc=dc,
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # py-consul joins host:port
+        self._c = consul.Consul(host=host, port=port, scheme=parts.scheme, token=token, dc=dc,
                                 verify=True, connections_timeout=timeout_s)
         # py-consul lets CONSUL_HTTP_TOKEN override the token it is given: the config's choice wins.
         self._c.token = token
@@ -198,7 +201,7 @@ class ConsulDiscovery:
         return ConsulLock(self, name, holder, ttl_s)
 
     def lock_holder(self, name: str) -> str | None:
-        key = f"{LOCKS}/{check_name('lock', name)}"
+        key = f"{LOCKS}/{check_lock_name(name)}"
         with self.calling(f"GET {key}"):
             _, item = self._c.kv.get(key)
         if not item or not item.get("Session"):
@@ -220,7 +223,7 @@ class ConsulLock:
         self.name, self.holder, self.ttl_s = name, holder, ttl_s
         self._store = store
         self._c = store._c
-        self._key = f"{LOCKS}/{check_name('lock', name)}"
+        self._key = f"{LOCKS}/{check_lock_name(name)}"
         self._session: str | None = None
 
     def __repr__(self) -> str:
@@ -231,9 +234,15 @@ class ConsulLock:
                 "TTL": _duration(self.ttl_s / 3), "LockDelay": _duration(self.ttl_s / 3)}
         # py-consul's session.create takes whole seconds of at least 10 (Consul's default
         # session_ttl_min): the request goes through its transport as it is, and the servers judge it.
-        with self._store.calling(f"lock {self.name}: create a session"):
-            return self._c.http.put(CB.json(is_id=True), "/v1/session/create", params=self._dc(),
-                                    headers=self._c.prepare_headers(), data=json.dumps(body))
+        try:
+            with self._store.calling(f"lock {self.name}: create a session"):
+                return self._c.http.put(CB.json(is_id=True), "/v1/session/create", params=self._dc(),
+                                        headers=self._c.prepare_headers(), data=json.dumps(body))
+        except DiscoveryError as e:
+            if "Session TTL" not in e.message:
+                raise
+            hint = f"a lock's session TTL is a third of its ttl_s {self.ttl_s:g}: lower session_ttl_min or raise ttl_s"
+            raise DiscoveryError(e.backend, f"{e.message} ({hint})") from None
 
     def _dc(self) -> list[tuple[str, str]]:
         return [("dc", self._c.dc)] if self._c.dc else []

@@ -21,8 +21,8 @@ import time
 
 import httpx
 
-from cockpit.backends.discovery import (UPSTREAMS, DiscoveryError, Member, Members, RpcInstance, check_member,
-                                        check_name)
+from cockpit.backends.discovery import (UPSTREAMS, DiscoveryError, Member, Members, RpcInstance, check_lock_name,
+                                        check_member, check_name)
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class EtcdDiscovery:
         return f"{self.prefix}/rpc/{check_name('service', service)}/"
 
     def lock_key(self, name: str) -> str:
-        return f"{self.prefix}/locks/{check_name('lock', name)}"
+        return f"{self.prefix}/locks/{check_lock_name(name)}"
 
     # --- the Discovery protocol -------------------------------------------------------------------
 
@@ -167,7 +167,8 @@ class EtcdDiscovery:
         except httpx.ReadTimeout:
             pass  # wait_s passed without a change
         except httpx.TimeoutException:
-            raise DiscoveryError(self.who, f"/v3/watch: no answer within {self.timeout_s:g} s", transient=True) from None
+            raise DiscoveryError(self.who, f"/v3/watch: no answer within {self.timeout_s:g} s",
+                                 transient=True) from None
         except httpx.TransportError as e:
             raise DiscoveryError(self.who, f"/v3/watch: {_one_line(e) or type(e).__name__}", transient=True) from None
         return self.members(service)

@@ -56,7 +56,8 @@ def check_url(url: object) -> str:
     except ValueError:
         raise _problem("url", "not a URL (expected scheme://host[:port])") from None
     if parts.username or parts.password:  # checked first: such a URL is never echoed
-        raise _problem("url", "credentials do not go in the URL (consul: token_env names the variable holding the token)")
+        raise _problem("url", "credentials do not go in the URL (consul: token_env names the variable "
+                              "holding the token)")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _problem("url", f"{url!r} is not an http(s) URL")
     if parts.path not in ("", "/") or parts.query or parts.fragment:

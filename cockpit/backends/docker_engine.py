@@ -22,6 +22,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
@@ -40,6 +41,7 @@ LABEL_SERVICE, LABEL_HOST, LABEL_NAME = "cockpit.service", "cockpit.host", "cock
 LABEL_PORTS, LABEL_ADDRESS, LABEL_POOL, LABEL_TASK = "cockpit.ports", "cockpit.address", "cockpit.pool", "cockpit.task"
 
 MAX_HOSTS = 10_000
+STATS_PARALLEL = 16  # one-shot stats requests in flight on one engine
 MIN_API_VERSION = (1, 41)  # one-shot stats
 HEALTH = {"interval": 2_000_000_000, "timeout": 2_000_000_000, "retries": 3, "start_period": 5_000_000_000}  # ns
 # Docker's states as the Protocol's: a paused or restarting container still holds its host's resources.
@@ -66,6 +68,7 @@ class DockerRuntime:
         self.pull_timeout_s = float(pull_timeout_s)
         self._clients: dict[str, docker.DockerClient] = {}
         self._port_locks: dict[str, threading.Lock] = {}
+        self._pending: dict[str, set[int]] = {}  # host -> host ports of creations under way
         self._samples: dict[tuple[str, str], tuple[int, int]] = {}  # (host, id) -> (cpu ns, system ns)
         self._lock = threading.Lock()
 
@@ -88,28 +91,39 @@ class DockerRuntime:
         host, what = spec.host, f"start {spec.name}"
         client = self._client(host)
         with self._answers(host, what):
-            have = self._get(client, host, spec.name, what)
+            have = self._find(client, spec.name)
+            if have is not None and not _ours(have):
+                raise ContainerError(host, f"{what}: a container named {spec.name} that cockpit did not make is there")
             if have is None:
                 ref = self._image_ref(spec)
                 self._ensure_image(client, host, ref)
                 have = self._create(client, spec, ref, what)
-            if have.attrs["State"]["Status"] not in ("running", "restarting", "paused"):
-                self._start_existing(client, host, have, what)
-            return _info_of(host, have.attrs)
+            if have["State"]["Status"] not in ("running", "restarting", "paused"):
+                have = self._start_existing(client, have)
+            return _info_of(host, have)
 
     def stop(self, host: str, name: str, timeout_s: float = 10.0) -> None:
+        """Stop it (SIGTERM, SIGKILL after timeout_s); done when it is not there or not ours."""
         client = self._client(host)
         with self._answers(host, f"stop {name}"):
+            have = self._find(client, name)
+            if have is None or not _ours(have):
+                return
             try:
-                client.api.stop(name, timeout=max(0, math.ceil(timeout_s)))  # a stopped one answers 304: done
+                client.api.stop(have["Id"], timeout=max(0, math.ceil(timeout_s)))  # a stopped one answers 304
             except docker.errors.NotFound:
                 return
 
     def remove(self, host: str, name: str) -> None:
+        """Remove a stopped container (and its anonymous volumes); done when it is not there or
+        not ours (another's container of that name is never touched)."""
         client = self._client(host)
         with self._answers(host, f"remove {name}"):
+            have = self._find(client, name)
+            if have is None or not _ours(have):
+                return
             try:
-                client.api.remove_container(name, v=True)
+                client.api.remove_container(have["Id"], v=True)
             except docker.errors.NotFound:
                 return
             except docker.errors.APIError as e:
@@ -123,8 +137,8 @@ class DockerRuntime:
     def inspect(self, host: str, name: str) -> ContainerInfo | None:
         client = self._client(host)
         with self._answers(host, f"inspect {name}"):
-            have = self._get(client, host, name, f"inspect {name}", theirs_ok=True)
-            return None if have is None or LABEL_NAME not in _labels(have.attrs) else _info_of(host, have.attrs)
+            have = self._find(client, name)
+            return _info_of(host, have) if have is not None and _ours(have) else None
 
     def list(self, host: str) -> list[ContainerInfo]:
         client = self._client(host)
@@ -135,20 +149,28 @@ class DockerRuntime:
     # --- live figures and reachability -------------------------------------------------------------
 
     def stats(self, host: str) -> list[ContainerStats]:
-        """One sample of each running container on the host (one call per container, each fast:
-        one-shot). cpu_pct is the share of one core since this runtime's previous sample of the
-        same container: None the first time (and after its counters went back, as on a restart)."""
+        """One sample of each running container on the host. Takes about a second: the engine
+        samples its containers once a second and a one-shot request waits for the next sample,
+        so the containers are asked all at once (STATS_PARALLEL at a time).
+
+        cpu_pct is the share of one core since this runtime's previous sample of the same
+        container: None the first time (and after its counters went back, as on a restart)."""
         client = self._client(host)
-        out = []
         with self._answers(host, "container stats"):
             rows = client.api.containers(filters={"label": [LABEL_NAME, f"{LABEL_HOST}={host}"],
                                                   "status": "running"})
-            for r in rows:
+
+        def sample(row: dict) -> ContainerStats | None:
+            with self._answers(host, "container stats"):
                 try:
-                    s = client.api.stats(r["Id"], stream=False, one_shot=True)
+                    return self._figures(host, row, client.api.stats(row["Id"], stream=False, one_shot=True))
                 except docker.errors.NotFound:  # gone since the list
-                    continue
-                out.append(self._figures(host, r, s))
+                    return None
+
+        out = []
+        if rows:
+            with ThreadPoolExecutor(min(len(rows), STATS_PARALLEL), thread_name_prefix=f"stats-{host}") as pool:
+                out = [s for s in pool.map(sample, rows) if s is not None]
         with self._lock:  # forget the containers that no longer run
             live = {r["Id"] for r in rows}
             for key in [k for k in self._samples if k[0] == host and k[1] not in live]:
@@ -162,7 +184,9 @@ class DockerRuntime:
             with self._answers(host, ""):
                 client.api.ping()
         except ContainerError as e:
-            return e.message
+            url = self.engines.get(host)
+            return e.message if url is None or e.message.startswith("engine at") else \
+                f"engine at {url} answers, but not as a Docker Engine: {e.message}"
         return None
 
     # --- helpers ------------------------------------------------------------------------------------
@@ -176,9 +200,12 @@ class DockerRuntime:
             if url is None:
                 raise ContainerError(host, f"no container engine is configured for host {host}")
             # The API version is pinned: making the client asks the engine nothing.
-            c = docker.DockerClient(base_url=url, version=self.api_version, timeout=self.timeout_s, max_pool_size=16)
+            c = docker.DockerClient(base_url=url, version=self.api_version, timeout=self.timeout_s,
+                                    max_pool_size=STATS_PARALLEL + 8)
+            c.api.trust_env = False  # no proxy from the environment between us and an engine
             self._clients[host] = c
             self._port_locks[host] = threading.Lock()
+            self._pending[host] = set()
             return c
 
     @contextmanager
@@ -205,15 +232,12 @@ class DockerRuntime:
             return f"engine at {url} does not answer (no answer within {wait_s or self.timeout_s:g} s)"
         return f"engine at {url} does not answer ({_reason(e)})"
 
-    def _get(self, client, host: str, name: str, what: str, theirs_ok: bool = False):
-        """The container of that name, or None; one not made by cockpit is a conflict."""
+    def _find(self, client, name: str) -> dict | None:
+        """The engine's view of the container of that name (its inspect), or None."""
         try:
-            have = client.containers.get(name)
+            return client.api.inspect_container(name)
         except docker.errors.NotFound:
             return None
-        if not theirs_ok and LABEL_NAME not in _labels(have.attrs):
-            raise ContainerError(host, f"{what}: a container named {name} that cockpit did not make is there")
-        return have
 
     def _image_ref(self, spec: ContainerSpec) -> str:
         registry = self.registries.get(spec.host)
@@ -259,24 +283,32 @@ class DockerRuntime:
             finally:
                 resp.close()
 
-    def _create(self, client, spec: ContainerSpec, ref: str, what: str):
-        """Create the container with host ports no other of its engine's containers holds (the
-        host's lock keeps two threads from handing out the same ones)."""
-        with self._port_locks[spec.host]:
-            taken = self._taken_ports(client)
+    def _create(self, client, spec: ContainerSpec, ref: str, what: str) -> dict:
+        """Create the container with host ports no other of its engine's containers holds: those
+        in their labels, and those handed out to creations still under way (several threads
+        create on one host at once)."""
+        host = spec.host
+        with self._port_locks[host]:
+            taken = self._taken_ports(client) | self._pending[host]
             try:
                 ports = publish(spec.ports, spec.host_ports, taken)
             except AddressError as e:
-                raise ContainerError(spec.host, f"{what}: {e}") from None
-            try:
-                return client.containers.create(ref, **_create_args(spec, ports))
-            except docker.errors.APIError as e:
-                if e.status_code != 409:
-                    raise
+                raise ContainerError(host, f"{what}: {e}") from None
+            mine = {hp for _, hp in ports}
+            self._pending[host] |= mine
+        try:
+            return client.containers.create(ref, **_create_args(spec, ports)).attrs
+        except docker.errors.APIError as e:
+            if e.status_code != 409:
+                raise
+        finally:
+            with self._port_locks[host]:
+                self._pending[host] -= mine
         # Made meanwhile by another caller with the same name (a repeated call): that one it is.
-        have = self._get(client, spec.host, spec.name, what)
-        if have is None:
-            raise ContainerError(spec.host, f"{what}: the engine refused the name and does not show it", True)
+        have = self._find(client, spec.name)
+        if have is None or not _ours(have):
+            raise ContainerError(spec.host, f"{what}: the name is taken and not by a container of cockpit's",
+                                 have is None)
         return have
 
     def _taken_ports(self, client) -> set[int]:
@@ -285,20 +317,20 @@ class DockerRuntime:
             taken.update(hp for _, hp in _ports_of(r.get("Labels") or {}))
         return taken
 
-    def _start_existing(self, client, host: str, have, what: str) -> None:
-        """Start a created or exited container. One that cannot start (a bad command, a port in
-        use) is removed, so it holds no ports once the engine gives up on it."""
+    def _start_existing(self, client, have: dict) -> dict:
+        """Start a created or exited container; its inspect after. One that cannot start (a
+        command that is not in the image) is removed, so it holds no ports once the engine
+        gives up on it."""
         try:
-            have.start()
+            client.api.start(have["Id"])
         except docker.errors.APIError as e:
-            text = _explain(e)
-            if (e.status_code or 500) < 500 or _permanent(text):
+            if (e.status_code or 500) < 500 or _permanent(_explain(e)):
                 try:
-                    client.api.remove_container(have.id, v=True, force=True)
+                    client.api.remove_container(have["Id"], v=True, force=True)
                 except (docker.errors.DockerException, requests.exceptions.RequestException):
                     pass  # the failure to report is the start's
             raise
-        have.reload()
+        return client.api.inspect_container(have["Id"])
 
     def _figures(self, host: str, row: dict, s: dict) -> ContainerStats:
         labels = row.get("Labels") or {}
@@ -318,7 +350,7 @@ class DockerRuntime:
         usage = int(mem.get("usage") or 0)
         cache = int(detail.get("total_inactive_file", detail.get("inactive_file", 0)) or 0)
         m = _HEALTH_IN_STATUS.search(row.get("Status") or "")
-        health = None if m is None else ("starting" if m.group(1).startswith("health") else m.group(1))
+        health = None if m is None else ("starting" if m.group(1) == "health: starting" else m.group(1))
         return ContainerStats(labels.get(LABEL_NAME) or _summary_name(row), labels.get(LABEL_SERVICE, ""), pct,
                               usage - cache if cache < usage else usage, int(mem.get("limit") or 0), health)
 
@@ -339,8 +371,10 @@ def _create_args(spec: ContainerSpec, ports: list[list[int]]) -> dict:
         labels[LABEL_POOL] = str(spec.pool)
     if spec.task is not None:
         labels[LABEL_TASK] = str(spec.task)
+    # use_config_proxy=False: no proxy settings from this machine's docker config in the
+    # container's environment (the health check's wget to 127.0.0.1 would go through them).
     args: dict = {"name": spec.name, "labels": labels, "environment": env, "network_mode": "host",
-                  "detach": True, "restart_policy": {"Name": "unless-stopped"}}
+                  "detach": True, "restart_policy": {"Name": "unless-stopped"}, "use_config_proxy": False}
     if spec.command:
         args["command"] = [str(a) for a in spec.command]
     if spec.health_cmd:
@@ -360,6 +394,10 @@ def _create_args(spec: ContainerSpec, ports: list[list[int]]) -> dict:
 
 def _labels(attrs: dict) -> dict:
     return (attrs.get("Config") or {}).get("Labels") or {}
+
+
+def _ours(attrs: dict) -> bool:
+    return LABEL_NAME in _labels(attrs)
 
 
 def _ports_of(labels: dict) -> tuple[tuple[int, int], ...]:
@@ -393,7 +431,11 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 
 def _explain(e: docker.errors.APIError) -> str:
-    return _one_line(str(e.explanation or e))
+    """The engine's own message; else the HTTP status (not the SDK's text, which holds the URL)."""
+    if e.explanation:
+        return _one_line(str(e.explanation))
+    reason = getattr(e.response, "reason", "") or ""
+    return _one_line(f"HTTP {e.status_code} {reason}".strip())
 
 
 def _permanent(text: str) -> bool:
@@ -448,22 +490,25 @@ def _reason(e: BaseException) -> str:
 # --- settings ---------------------------------------------------------------------------------------------
 
 SETTINGS = ("kind", "api_version", "timeout_s", "pull_timeout_s", "hosts", "registries")
-WHERE = "backends.containers"
+WHERE = "backends.runtime"  # the config section (see backends/factory.py: make_runtime)
 
 
 def settings_of(settings: dict) -> dict:
     """DockerRuntime's arguments from its config section, or BackendError naming the setting."""
     if not isinstance(settings, dict):
         raise BackendError(f"{WHERE}: expected a mapping, not {type(settings).__name__}")
-    unknown = sorted(str(k) for k in settings if k not in SETTINGS)
+    unknown = sorted(_shown(k) for k in settings if k not in SETTINGS)
     if unknown:
         raise BackendError(f"{WHERE}.{unknown[0]}: unknown setting (known: {', '.join(SETTINGS)})")
     if settings.get("kind", "docker") != "docker":
-        raise BackendError(f"{WHERE}.kind: {settings.get('kind')!r} is not docker")
+        raise BackendError(f"{WHERE}.kind: {_val(settings.get('kind'))} is not docker")
     version = settings.get("api_version", "1.41")
+    if isinstance(version, float):  # YAML reads 1.50 as 1.5: a version must be quoted
+        raise BackendError(f"{WHERE}.api_version: {_val(version)}: quote it, such as \"1.41\" "
+                           "(as a number 1.50 is 1.5)")
     m = re.fullmatch(r"1\.(\d{1,3})", str(version)) if isinstance(version, str) else None
     if m is None or (1, int(m.group(1))) < MIN_API_VERSION:
-        raise BackendError(f"{WHERE}.api_version: {version!r}: expected 1.41 or later, such as \"1.41\"")
+        raise BackendError(f"{WHERE}.api_version: {_val(version)}: expected 1.41 or later, such as \"1.41\"")
     return {"engines": _hosts(settings.get("hosts")),
             "registries": _registries(settings.get("registries"), settings.get("hosts")),
             "api_version": version,
@@ -474,13 +519,27 @@ def settings_of(settings: dict) -> dict:
 def _seconds(settings: dict, key: str, default: float, low: float, high: float) -> float:
     v = settings.get(key, default)
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
-        raise BackendError(f"{WHERE}.{key}: {v!r}: expected seconds from {low:g} to {high:g}")
+        raise BackendError(f"{WHERE}.{key}: {_val(v)}: expected seconds from {low:g} to {high:g}")
     return float(v)
 
 
+def _val(value: object) -> str:
+    """A config value in a message: its repr (one line for any JSON or YAML value), cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def _shown(key: object) -> str:
+    """A config key as a message may show it: as it is when plain, else quoted and cut short."""
+    text = str(key)
+    plain = text and len(text) <= 60 and all(ch.isprintable() and not ch.isspace() for ch in text)
+    return text if plain else repr(text[:60])
+
+
 def _host_name(name: object, where: str) -> str:
-    if not isinstance(name, str) or not name or len(name) > 253 or any(ch.isspace() or not ch.isprintable() for ch in name):
-        raise BackendError(f"{where}: {str(name)[:60]!r} is not a host name")
+    plain = isinstance(name, str) and all(ch.isprintable() and not ch.isspace() for ch in name)
+    if not plain or not name or len(name) > 253:
+        raise BackendError(f"{where}: {_shown(name)} is not a host name")
     return name
 
 
@@ -507,14 +566,14 @@ def _url_problem(url: object) -> str | None:
         u = urlsplit(url)
         port = u.port
     except ValueError:
-        return f"{url!r} is not a URL"
+        return f"{_val(url)} is not a URL"
     if u.scheme == "unix":
         return None if u.path.startswith("/") and not u.netloc and not u.query else \
-            f"{url!r}: expected unix:///absolute/path"
+            f"{_val(url)}: expected unix:///absolute/path"
     if u.scheme == "tcp":
         return None if u.hostname and port and u.path in ("", "/") and not u.query else \
-            f"{url!r}: expected tcp://addr:port"
-    return f"{url!r}: only unix:// and tcp:// engines"
+            f"{_val(url)}: expected tcp://addr:port"
+    return f"{_val(url)}: only unix:// and tcp:// engines"
 
 
 def _registries(registries: object, hosts: object) -> dict[str, str]:
@@ -529,7 +588,7 @@ def _registries(registries: object, hosts: object) -> dict[str, str]:
         if name not in hosts:
             raise BackendError(f"{where}.{name}: not a host of {WHERE}.hosts")
         if not isinstance(addr, str) or not _REGISTRY.match(addr) or not _port_ok(addr):
-            raise BackendError(f"{where}.{name}: {str(addr)[:80]!r}: expected a registry address such as 10.1.0.5:5000")
+            raise BackendError(f"{where}.{name}: {_val(addr)}: expected a registry address such as 10.1.0.5:5000")
         out[name] = addr
     missing = sorted(h for h in hosts if h not in out)
     if missing:

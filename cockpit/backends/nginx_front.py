@@ -40,6 +40,7 @@ _LISTEN_RE = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$")
 _ADDRESS_RE = re.compile(r"^[A-Za-z0-9:][A-Za-z0-9.:-]{0,252}$")  # an IP or a host name, nothing nginx would parse
 MAX_MEMBERS = 1000
 DICT = "cockpit_peers"
+SETTINGS = {"kind", "mode", "admin_url", "prefix", "url"}
 HEADER = "# cockpit-members: "  # the first line of an upstream file: the members as given, in JSON
 
 
@@ -516,6 +517,13 @@ def _valid_members(members: Sequence[Member]) -> list[Member]:
     return members
 
 
+def _http_with_port(url: object) -> bool:
+    try:
+        return isinstance(url, str) and urlsplit(url).scheme == "http" and bool(urlsplit(url).port)
+    except ValueError:  # a port out of range
+        return False
+
+
 def _loopback_url(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
@@ -541,6 +549,8 @@ class NginxFront:
         self.mode, self.name, self.url, self.timeout_s = mode, name, url, timeout_s
         self.admin_url = admin_url.rstrip("/") if admin_url else None
         self.prefix = Path(prefix).resolve() if prefix is not None else None
+        # trust_env off: no proxy from the environment between us and a loopback admin location
+        self._http = httpx.Client(timeout=timeout_s, trust_env=False) if mode == "lua" else None
 
     @classmethod
     def from_settings(cls, settings: dict, where: str = "backends.front") -> NginxFront:
@@ -548,6 +558,10 @@ class NginxFront:
         ValueError naming the setting."""
         if not isinstance(settings, dict):
             raise ValueError(f"{where}: not a mapping")
+        unknown = sorted(set(settings) - SETTINGS)
+        if unknown:
+            raise ValueError(f"{where}.{unknown[0]}: not a setting of the nginx front "
+                             f"(known: {', '.join(sorted(SETTINGS))})")
         if settings.get("kind", "nginx") != "nginx":
             raise ValueError(f"{where}.kind: {settings.get('kind')!r} is not nginx")
         mode = settings.get("mode", "lua")
@@ -557,13 +571,15 @@ class NginxFront:
         if url is not None and not (isinstance(url, str) and urlsplit(url).scheme in ("http", "https")
                                     and urlsplit(url).hostname):
             raise ValueError(f"{where}.url: {url!r} is not an http(s) URL")
+        if prefix is not None and not (isinstance(prefix, str) and prefix):
+            raise ValueError(f"{where}.prefix: {prefix!r} is not a directory's path")
         if mode == "lua":
-            if not isinstance(admin_url, str) or urlsplit(admin_url).scheme != "http" or not urlsplit(admin_url).port:
+            if not _http_with_port(admin_url):
                 raise ValueError(f"{where}.admin_url: lua mode needs the admin location as http://127.0.0.1:PORT")
             if not _loopback_url(admin_url):
                 raise ValueError(f"{where}.admin_url: the admin location is plain http: only a loopback address")
             return cls(admin_url, Path(prefix) if prefix else None, "lua", url=url)
-        if not isinstance(prefix, str) or not prefix:
+        if prefix is None:
             raise ValueError(f"{where}.prefix: file mode needs nginx's prefix directory")
         if not (Path(prefix) / "nginx.conf").is_file():
             raise ValueError(f"{where}.prefix: {prefix} holds no nginx.conf")
@@ -571,6 +587,10 @@ class NginxFront:
 
     def __repr__(self) -> str:
         return f"NginxFront({self.mode}, {self.admin_url or self.prefix})"
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
 
     def _error(self, message: str, transient: bool = False) -> FrontError:
         return FrontError(self.name, " ".join(message.split()), transient)
@@ -607,7 +627,7 @@ class NginxFront:
     def _admin(self, method: str, service: str, body: dict | None) -> list[Member]:
         url = f"{self.admin_url}/upstreams/{service}"
         try:
-            r = httpx.request(method, url, json=body, timeout=self.timeout_s)
+            r = self._http.request(method, url, json=body)
         except httpx.HTTPError as e:
             raise self._error(f"{url}: {type(e).__name__}: {e}", transient=True) from None
         if r.status_code != 200:

@@ -25,6 +25,7 @@ from cockpit.backends.nginx_front import SERVICE_RE, Front, FrontError
 log = logging.getLogger("cockpit.upstream_sync")
 
 MAX_DUMP_BYTES = 1 << 20
+MIN_ROUND_S = 0.05  # the shortest round of reading discovery and pushing to the front
 
 
 class SyncStatus(NamedTuple):
@@ -43,6 +44,7 @@ class _Service:
     applied: list[Member] | None = None  # what the front was seen to hold
     applied_at: float | None = None
     checked: float = 0.0  # monotonic time the front was last compared with `desired`
+    dump_read: bool = False
     error: str | None = None
 
 
@@ -106,6 +108,7 @@ class UpstreamSync:
     def _follow(self, svc: _Service, stop: threading.Event) -> None:
         backoff = 0.0
         while not stop.is_set():
+            began = time.monotonic()
             problem = self._read(svc)
             if stop.is_set():
                 return
@@ -122,6 +125,8 @@ class UpstreamSync:
                 if changed:
                     log.info("upstream sync %s: following again", svc.name)
                 backoff = 0.0
+                # a store that answers a wait at once (an index it does not know) must not spin us
+                stop.wait(max(0.0, MIN_ROUND_S - (time.monotonic() - began)))
 
     def _read(self, svc: _Service) -> str | None:
         """The service's members from discovery into `svc.desired`; what went wrong, or None."""
@@ -130,7 +135,8 @@ class UpstreamSync:
                    else self.discovery.wait_members(svc.name, svc.index, self.wait_s))
         except Exception as e:  # noqa: BLE001 - a discovery backend's fault must not end the thread
             svc.index = None  # read afresh once it is back
-            if svc.desired is None:
+            if svc.desired is None and not svc.dump_read:
+                svc.dump_read = True
                 svc.desired = self._load_dump(svc.name)
             return _line(e)
         svc.index = got.index

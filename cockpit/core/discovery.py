@@ -37,7 +37,7 @@ class View:
         return f"{service}: none healthy in {self.own_idc}; failed over to {where}"
 
 
-def failover_order(own_idc: str, idcs: object, preference: object = ()) -> tuple[str, ...]:
+def failover_order(own_idc: str, idcs: set | list | tuple, preference: list | tuple = ()) -> tuple[str, ...]:
     """The IDCs a caller in `own_idc` tries, in order: its own, then those of `preference` (in
     that order, each once), then the rest of `idcs` by name."""
     order = [own_idc]
@@ -48,7 +48,7 @@ def failover_order(own_idc: str, idcs: object, preference: object = ()) -> tuple
     return tuple(order)
 
 
-def caller_view(instances: object, own_idc: str, preference: object = ()) -> View:
+def caller_view(instances: list | tuple, own_idc: str, preference: list | tuple = ()) -> View:
     """The IDC that answers a caller in `own_idc`, and its healthy instances."""
     healthy: dict[str, list] = {}
     seen = set()

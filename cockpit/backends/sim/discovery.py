@@ -8,7 +8,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from cockpit.backends.discovery import Member, Members, RpcInstance
+from cockpit.backends.discovery import Member, Members, RpcInstance, check_lock_name, check_member, check_name
 
 
 class SimDiscovery:
@@ -32,6 +32,8 @@ class SimDiscovery:
         self._cond.notify_all()
 
     def set_member(self, service: str, member: Member) -> None:
+        check_name("service", service)
+        check_member(member)  # what the real stores refuse, the twin refuses too
         with self._cond:
             self._members.setdefault(service, {})[member.key] = member
             self._bump(service)
@@ -60,6 +62,8 @@ class SimDiscovery:
             return self._snapshot(service)
 
     def register(self, instance: RpcInstance) -> None:
+        for what in ("service", "idc", "id"):
+            check_name(what, getattr(instance, what))
         with self._cond:
             self._instances.setdefault(instance.service, {})[instance.id] = instance
 
@@ -72,6 +76,7 @@ class SimDiscovery:
             return sorted(self._instances.get(service, {}).values(), key=lambda i: (i.idc, i.id))
 
     def lock(self, name: str, holder: str, ttl_s: float) -> SimLock:
+        check_lock_name(name)
         return SimLock(self, name, holder, ttl_s)
 
     def lock_holder(self, name: str) -> str | None:
