@@ -203,7 +203,8 @@ class FlowsFacade:
         t = TaskRow.get_or_none((TaskRow.id == flow_id) & TaskRow.kind.in_(("expand", "shrink")))
         if t is None:
             return None
-        counts = Counter(s for (s,) in FlowItemRow.select(FlowItemRow.state).where(FlowItemRow.task == flow_id).tuples())
+        q = FlowItemRow.select(FlowItemRow.state).where(FlowItemRow.task == flow_id)
+        counts = Counter(s for (s,) in q.tuples())
         return flow_view(t, dict(counts))
 
     def flow_times(self, ids: list[int]) -> dict[int, tuple[float, float]]:
@@ -223,7 +224,8 @@ class FlowsFacade:
             return FlowAsk(kind, service, count, idc, f"no service named {service!r}")
         idc = idc or self._main_idc(service)
         if idc not in {i.name for i in self.world.idcs}:
-            return FlowAsk(kind, service, count, idc, f"no IDC named {idc!r} ({', '.join(i.name for i in self.world.idcs)})")
+            names = ", ".join(i.name for i in self.world.idcs)
+            return FlowAsk(kind, service, count, idc, f"no IDC named {idc!r} ({names})")
         try:
             spec = FlowSpec.parse({"service": service, "count": count, "idc": idc, "batch": batch, "retries": retries})
         except ValueError as e:

@@ -13,6 +13,8 @@ VIEWS: dict[str, tuple[str, str]] = {
     "costs": ("cockpit.screens.costs", "CostsScreen"),
     "registry": ("cockpit.screens.registry", "RegistryScreen"),
     "scale": ("cockpit.screens.scale", "ScaleScreen"),
+    "tasks": ("cockpit.screens.tasks", "TasksScreen"),
+    "services": ("cockpit.screens.services", "ServicesScreen"),
     "events": ("cockpit.screens.events", "EventsScreen"),
     "audit": ("cockpit.screens.audit", "AuditScreen"),
 }

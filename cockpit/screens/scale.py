@@ -44,7 +44,7 @@ from cockpit.widgets.scale_rows import (
 
 class ScaleScreen(ViewScreen):
     VIEW = "scale"
-    ALIASES = ("autoscale", "autoscaling", "rules", "scaling")
+    ALIASES = ("s", "autoscale", "autoscaling", "rules", "scaling")
     HELP = "Autoscaling: services live, rules, decisions, a day simulated"
     CSS_PATH = "scale.tcss"
     AUTO_FOCUS = "#services"
