@@ -95,17 +95,22 @@ def parser() -> argparse.ArgumentParser:
     _common(co, suppress=True)
     _with_json(co)
 
-    from cockpit import cli_headroom, cli_simulate
+    from cockpit import cli_headroom, cli_lab, cli_simulate
 
     cli_headroom.add_parser(sub)
     cli_simulate.add_parser(sub)
     _serve_parser(sub)
+    cli_lab.add_parser(sub)
 
     e = sub.add_parser("engine", help="run the engine headless (one is active per store; others stand by)")
     _common(e, suppress=True)
     _run_opts(e, suppress=True)
 
     _registry_parser(sub)
+
+    from cockpit import cli_flow
+
+    cli_flow.add_parser(sub)
 
     st = sub.add_parser("store", help="the store: check that it is whole, or upgrade its schema")
     _common(st, suppress=True)
@@ -231,6 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_check(args)
         if args.command == "serve":
             return cmd_serve(args)
+        if args.command == "lab":
+            from cockpit.cli_lab import run as run_lab
+
+            return run_lab(args)
         cfg = settings(args)
         if args.command == "hosts":
             return cmd_hosts(args, cfg)
@@ -254,6 +263,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cockpit.cli_registry import run as run_registry
 
             return run_registry(args, cfg)
+        if args.command == "flow":
+            from cockpit.cli_flow import run as run_flow
+
+            return run_flow(args, cfg)
         if args.command == "store":
             from cockpit.cli_store import run as run_store
 

@@ -10,8 +10,6 @@ importing them into a test module:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
@@ -68,8 +66,7 @@ def start_daemon(d: Path) -> procs.Dockerd:
     try:
         return procs.start_dockerd(d)
     except BaseException:
-        kill_leftovers(d)
-        unmount_under(d)
+        procs.release_under(d)
         raise
 
 
@@ -84,40 +81,7 @@ def stop_daemon(dk: procs.Dockerd, d: Path) -> None:
                     c.api.remove_container(row["Id"], force=True, v=True)
         except (docker.errors.DockerException, OSError):  # requests' errors are OSErrors
             pass  # a daemon that does not answer: stopping it is what is left to do
-    dk.kill()
-    kill_leftovers(d)
-    unmount_under(d)
-
-
-def kill_leftovers(d: Path) -> None:
-    """SIGKILL the processes a killed dockerd leaves behind (its containerd, in a process group
-    of its own): those whose command line names a path inside `d`, by their PID."""
-    root = str(d.resolve()).rstrip("/") + "/"
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if any(a.decode(errors="replace").startswith(root) for a in argv):
-            pids.append(int(proc.name))
-    for pid in pids:
-        procs.stop_pid(pid, 5.0)
-
-
-def unmount_under(d: Path) -> None:
-    """Unmount what a stopped (or killed) dockerd left mounted inside `d` (its data root, its
-    netns file), deepest first. Nothing outside `d` is touched."""
-    root = str(d.resolve()).rstrip("/") + "/"
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point.startswith(root):
-            points.append(point)
-    for point in sorted(set(points), key=len, reverse=True):
-        subprocess.run(["umount", "-l", point], capture_output=True, timeout=10)
+    dk.kill()  # its containerd and mounts go with it
 
 
 def build_web_image(work: Path, registry: DockerRegistry, ref: str = "web:1") -> WebImage:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -241,10 +242,13 @@ class AnsibleInit:
     def _run_job(self, job: dict, names: set[str], emit: Callable[[InitEvent], None], timeout_s: float,
                  stop: threading.Event | None = None) -> None:
         run_dir = job["private_data_dir"]
+        # ssh's control sockets need a short path (108 bytes at most); the run's own directory, so
+        # its lingering ControlPersist masters are found and ended with it
+        control = tempfile.mkdtemp(prefix="ckcp-", dir="/tmp")
         proc = subprocess.Popen(
             [sys.executable, "-m", "cockpit.backends.ansible_job"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-            env=scrubbed_env(run_dir), cwd=run_dir,
+            env={**scrubbed_env(run_dir), "ANSIBLE_SSH_CONTROL_PATH_DIR": control}, cwd=run_dir,
             start_new_session=True,  # a hang-up of the cockpit's terminal is not the run's
         )
         timer = threading.Timer(timeout_s + 30, proc.kill)  # ansible-runner's own timeout, with a margin
@@ -278,6 +282,26 @@ class AnsibleInit:
             if proc.poll() is None:
                 _kill_group(proc)
                 proc.wait()
+            _end_masters(control)
+
+
+def _end_masters(control: str) -> None:
+    """End the ssh ControlPersist masters of a run (they rename themselves `ssh: PATH [mux]` and
+    would linger a minute) and remove its control directory."""
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if control in cmd:
+            try:
+                os.kill(int(entry.name), signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    shutil.rmtree(control, ignore_errors=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -4,22 +4,26 @@ A lab host shares this machine's filesystem, and Ansible over SSH writes as root
 "/". So its sshd runs in a mount namespace of its own (`unshare --mount --uts --propagation
 private`, started inside the host's network namespace), set up here before sshd is exec'd:
 
-- every directory at the top of / (and /dev/shm) gets an overlay: the real directory below, the
-  host's own upper and work directories above, so whatever a playbook writes lands there. The
-  uppers live in the host's lab directory (`fs/upper/<dir>`) and can be read from outside; the
-  top directory that holds the lab directory itself gets a tmpfs for its upper instead (an upper
-  inside its own lower is undefined behaviour for overlayfs);
+- every directory at the top of / gets an overlay: the real directory below, the host's own
+  upper and work directories above, so whatever a playbook writes lands there. The uppers live
+  in the host's lab directory (`fs/upper/<dir>`) and can be read from outside; the top directory
+  that holds the lab directory itself gets a tmpfs for its upper instead (an upper inside its
+  own lower is undefined behaviour for overlayfs);
+- homes, temporary directories and /run (/root, /home, /tmp, /var/tmp, /dev/shm, /run) are fresh
+  tmpfs, as on a new host: Ansible's remote temp (/root/.ansible/tmp) lands there, and
+  /run/docker.sock is a link to the host's own dockerd;
 - / itself is then made read-only in this namespace, so a path that no overlay covers fails
   with EROFS rather than reach the real root; /proc/sys and /sys are read-only too (kernel
   settings are this machine's);
-- the host's lab directory is mounted back over its own path, so sshd's log and keys are the
-  real files;
+- the host's lab directory (and its dockerd's) is mounted back over its own path, so sshd's log
+  and keys are the real files;
 - every nsfs mount inherited from this machine (other labs' network namespaces) is detached:
   this namespace must not keep them alive;
 - the hostname is the host's own (UTS namespace).
 
-Run as `python -m cockpit.lab.confine SPEC_JSON` with the spec {"host_dir", "hostname", "argv"};
-on success the process becomes `argv` (sshd), keeping its PID.
+Run as `python -m cockpit.lab.confine SPEC_JSON` with the spec {"host_dir", "hostname", "keep",
+"links", "argv"}; on success the process becomes `argv` (sshd), keeping its PID. Anything that
+fails stops it before sshd runs: a host that cannot be confined never takes a connection.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import re
 import socket
 import sys
 
@@ -44,7 +49,14 @@ SYS_MOUNT_SETATTR = 442  # the same number on x86_64 and the generic table (arm6
 
 # Mounted anew rather than overlaid: the kernel's trees, and the device nodes.
 KERNEL_TREES = ("/proc", "/sys", "/dev")
-VOLATILE_SIZE = "size=256m,mode=0755"
+# Empty, as on a new host: homes (this machine's dotfiles, such as a shell profile that puts
+# another Python first on the PATH, are not the lab host's), temporary directories, and /run
+# (this machine's daemons' sockets are not the lab host's).
+FRESH = {"/root": "0700", "/home": "0755", "/tmp": "1777", "/run": "0755"}
+FRESH_INSIDE = {"/var/tmp": "1777"}  # below an overlaid tree
+MS_PRIVATE = 1 << 18
+
+_OCTAL = re.compile(r"\\([0-7]{3})")  # how /proc/self/mountinfo escapes space, tab, newline, backslash
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
@@ -94,7 +106,7 @@ def mountinfo() -> list[tuple[str, str]]:
     with open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
-            point = left.split()[4].encode().decode("unicode_escape")
+            point = _OCTAL.sub(lambda m: chr(int(m[1], 8)), left.split()[4])  # \040 is a space
             out.append((point, right.split()[0]))
     return out
 
@@ -121,25 +133,24 @@ def overlay(tree: str, base: str) -> None:
     mount("overlay", tree, "overlay", 0, f"lowerdir={tree},upperdir={upper},workdir={work}")
 
 
-def confine(host_dir: str, hostname: str) -> None:
+def confine(host_dir: str, hostname: str, keep: list[str] = (), links: dict[str, str] | None = None) -> None:
+    """This process's mount and UTS namespaces made into the lab host's (see the module's notes).
+    `keep`: more directories of the lab shown as they are (the host's dockerd directory);
+    `links`: symbolic links to make in the host's fresh /run (its docker.sock)."""
     host_dir = os.path.realpath(host_dir)
     socket.sethostname(hostname)
-    mount(None, "/", None, MS_REC | (1 << 18))  # MS_PRIVATE: nothing of ours propagates out
+    mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing of ours propagates out
     for point, fstype in reversed(mountinfo()):  # other network namespaces stay out of ours
         if fstype == "nsfs":
             umount(point)
-    holder = next((t for t in top_dirs() if _inside(host_dir, t)), None)
-    volatile = os.path.join(host_dir, "volatile")
-    os.makedirs(volatile, exist_ok=True)
-    mount("tmpfs", volatile, "tmpfs", MS_NOSUID | MS_NODEV, VOLATILE_SIZE)
-    for tree in top_dirs():
-        if tree != holder:
-            overlay(tree, os.path.join(host_dir, "fs"))
-    keep = os.open(host_dir, os.O_PATH | os.O_DIRECTORY)
-    if holder is not None:  # last: until now host_dir was reachable through the real tree
-        overlay(holder, volatile)
-        mount(f"/proc/self/fd/{keep}", host_dir, None, MS_BIND)
-    os.close(keep)
+    kept = [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in [host_dir, *map(os.path.realpath, keep)]]
+    _private_trees(host_dir)
+    for path, fd in kept:  # the lab's own directories, as they are, over whatever now covers them
+        os.makedirs(path, exist_ok=True)
+        mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        os.close(fd)
+    for link, target in (links or {}).items():
+        os.symlink(target, link)
     mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777")
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     mount("/proc/sys", "/proc/sys", None, MS_BIND)
@@ -148,10 +159,30 @@ def confine(host_dir: str, hostname: str) -> None:
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd's privilege separation directory
 
 
+def _private_trees(host_dir: str) -> None:
+    """An overlay or a fresh tmpfs over every directory at the top of /."""
+    trees = top_dirs()
+    holder = next((t for t in trees if _inside(host_dir, t)), None)
+    volatile = os.path.join(host_dir, "volatile")
+    os.makedirs(volatile, exist_ok=True)
+    mount("tmpfs", volatile, "tmpfs", MS_NOSUID | MS_NODEV, "size=256m,mode=0755")
+    for tree in trees:  # the holder last: until then host_dir is reached through the real tree
+        if tree not in FRESH and tree != holder:
+            overlay(tree, os.path.join(host_dir, "fs"))
+    if holder is not None and holder not in FRESH:
+        overlay(holder, volatile)
+    for tree in trees:
+        if tree in FRESH:
+            mount("tmpfs", tree, "tmpfs", MS_NOSUID | MS_NODEV, f"size=256m,mode={FRESH[tree]}")
+    for tree, mode in FRESH_INSIDE.items():
+        if os.path.isdir(tree):
+            mount("tmpfs", tree, "tmpfs", MS_NOSUID | MS_NODEV, f"size=256m,mode={mode}")
+
+
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
     try:
-        confine(spec["host_dir"], spec["hostname"])
+        confine(spec["host_dir"], spec["hostname"], spec.get("keep", []), spec.get("links", {}))
     except OSError as e:
         print(f"lab host {spec['hostname']}: cannot confine its sshd: {e}", file=sys.stderr, flush=True)
         return 2

@@ -18,6 +18,10 @@ from cockpit.lab import procs
 from cockpit.lab.procs import LabError, Proc, need
 
 SSH_PORT = 22  # each host's own network namespace has its own ports
+# The longest socket path below a lab's directory (containerd's, of host 16), and the most a
+# unix socket's path may hold for containerd.
+LONGEST_SOCKET = "/docker/h16/exec/containerd/containerd-debug.sock"
+SOCKET_PATH_MAX = 104
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,10 @@ class LabHost:
 
     def dir(self, lab_dir: Path) -> Path:
         return lab_dir / "hosts" / self.name
+
+    def docker_dir(self, lab_dir: Path) -> Path:
+        """Short: containerd's sockets go below it, and a socket's path holds at most 104 bytes."""
+        return lab_dir / "docker" / f"h{self.n}"
 
 
 def keygen(path: Path, comment: str) -> Path:
@@ -74,6 +82,7 @@ def prepare(h: LabHost, lab_dir: Path) -> Path:
     """The host's directory with its host key, sshd config and authorized key; returns it."""
     hdir = h.dir(lab_dir)
     hdir.mkdir(parents=True, exist_ok=True)
+    h.docker_dir(lab_dir).mkdir(parents=True, exist_ok=True)
     keygen(hdir / "ssh_host_ed25519_key", h.name)
     authorized = hdir / "authorized_keys"
     authorized.write_text((client_key(lab_dir).with_suffix(".pub")).read_text())
@@ -98,7 +107,9 @@ def start_sshd(h: LabHost, lab_dir: Path, timeout_s: float = 10.0) -> Proc:
     Python each exec the next)."""
     hdir = h.dir(lab_dir)
     sshd = need("sshd", "openssh-server")
-    spec = {"host_dir": str(hdir), "hostname": h.name,
+    docker_dir = h.docker_dir(lab_dir)
+    spec = {"host_dir": str(hdir), "hostname": h.name, "keep": [str(docker_dir)],
+            "links": {"/run/docker.sock": str(docker_dir / "docker.sock")},  # `docker` on the host: its own
             "argv": [sshd, "-D", "-e", "-f", str(hdir / "sshd_config")]}
     argv = [need("unshare", "util-linux"), "--mount", "--uts", "--propagation", "private",
             sys.executable, "-m", "cockpit.lab.confine", json.dumps(spec)]
@@ -108,4 +119,4 @@ def start_sshd(h: LabHost, lab_dir: Path, timeout_s: float = 10.0) -> Proc:
 
 
 def start_dockerd(h: LabHost, lab_dir: Path, insecure: list[str], label: str) -> procs.Dockerd:
-    return procs.start_dockerd(h.dir(lab_dir) / "docker", netns=h.netns, label=label, insecure_registries=insecure)
+    return procs.start_dockerd(h.docker_dir(lab_dir), netns=h.netns, label=label, insecure_registries=insecure)

@@ -26,8 +26,10 @@ class Group:
 def groups(hosts: int, idcs: int) -> list[Group]:
     if not 1 <= idcs <= len(IDC_NAMES):
         raise ValueError(f"idcs: expected 1 or 2, got {idcs}")
-    if not idcs <= hosts <= MAX_HOSTS:
-        raise ValueError(f"hosts: expected {idcs} to {MAX_HOSTS} for {idcs} IDC(s), got {hosts}")
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise ValueError(f"hosts: expected 1 to {MAX_HOSTS}, got {hosts}")
+    if hosts < idcs:
+        raise ValueError(f"hosts: {idcs} IDCs need at least {idcs} hosts (one each), got {hosts}")
     out, n = [], 1
     for i, idc in enumerate(IDC_NAMES[:idcs]):
         k = hosts // idcs + (1 if i < hosts % idcs else 0)

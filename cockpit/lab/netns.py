@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,10 @@ def netns_exists(name: str) -> bool:
     return (NETNS_DIR / name).exists()
 
 
-def claim(key: str) -> Claim:
-    """A free lab id: its bridge made (up, with the gateway address). The search starts at a
-    place that follows from `key` (the lab's directory), so labs started together rarely meet."""
+def claim(key: str, record: Callable[[Claim], None]) -> Claim:
+    """A free lab id: its bridge made (up, with the gateway address), and `record` told as soon
+    as the bridge exists. The search starts at a place that follows from `key` (the lab's
+    directory), so labs started together rarely meet."""
     start = int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") % len(IDS)
     for i in range(len(IDS)):
         c = Claim(IDS[(start + i) % len(IDS)])
@@ -97,6 +99,7 @@ def claim(key: str) -> Claim:
         if any(c.subnet.overlaps(n) for n in used_networks()):
             ip("link", "del", c.bridge, check=False)
             continue
+        record(c)
         ip("addr", "add", f"{c.gateway}/24", "dev", c.bridge)
         ip("link", "set", c.bridge, "up")
         return c

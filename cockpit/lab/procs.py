@@ -167,6 +167,46 @@ class Dockerd(Proc):
     def url(self) -> str:
         return f"unix://{self.sock}"
 
+    def stop(self, timeout_s: float = 10.0) -> None:
+        super().stop(timeout_s)
+        release_under(self.sock.parent)
+
+    def kill(self) -> None:
+        super().kill()
+        release_under(self.sock.parent)
+
+
+def release_under(d: Path) -> None:
+    """What a stopped or killed dockerd leaves inside its directory `d`: its containerd (a process
+    group of its own) and shims, killed by PID; its data root and netns file, unmounted (deepest
+    first). Nothing outside `d` is touched."""
+    root = str(Path(d).resolve()).rstrip("/") + "/"
+    for pid in _pids_naming(root):
+        stop_pid(pid, 5.0)
+    from cockpit.lab.down import lab_mounts
+    from cockpit.lab.confine import ConfineError, umount
+
+    for point in lab_mounts(Path(root.rstrip("/"))):
+        try:
+            umount(point)
+        except ConfineError:
+            continue
+
+
+def _pids_naming(root: str) -> list[int]:
+    """Processes whose command line names a path inside `root`."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a.decode(errors="replace").startswith(root) for a in argv):
+            out.append(int(proc.name))
+    return out
+
 
 def start_dockerd(d: Path, *, netns: str | None = None, label: str | None = None,
                   timeout_s: float = 30.0, insecure_registries: list[str] | None = None) -> Dockerd:
@@ -182,7 +222,7 @@ def start_dockerd(d: Path, *, netns: str | None = None, label: str | None = None
         argv += ["--label", label]
     for registry in insecure_registries or ():
         argv += ["--insecure-registry", registry]
-    p = spawn("dockerd", argv, d, netns=netns)
+    p = spawn("dockerd", argv, d, netns=netns, env=_plain_env())
     dk = Dockerd(p.name, p.pid, p.log, sock)
     wait_for(lambda: _docker_ping(sock), timeout_s, f"dockerd in {d}", dk)
     return dk

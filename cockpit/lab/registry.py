@@ -75,22 +75,26 @@ def start_registry(d: Path, name: str, addresses: list[str], timeout_s: float = 
     raise LabError(f"registry {name}: no port would serve on {', '.join(addresses)}: {last}")
 
 
-def push_image(docker_url: str, rootfs_tar: Path, registry: str, repository: str, tag: str) -> str:
-    """Import the rootfs as `registry/repository:tag` in the dockerd at `docker_url` and push it;
-    returns the reference pushed."""
+def push_image(docker_url: str, rootfs_tar: Path, registry: str, repositories: list[str], tag: str) -> list[str]:
+    """Import the rootfs once as `registry/<first repository>:tag` in the dockerd at `docker_url`,
+    tag it under the other repositories too, and push them all (they share the one layer);
+    returns the references as the registry names them (`lab/feed:1`)."""
     import docker
 
-    ref = f"{registry}/{repository}"
+    refs = [f"{registry}/{r}" for r in repositories]
     changes = [f"ENV {k}={v}" for k, v in IMAGE_ENV.items()]
     changes.append("CMD " + json.dumps(IMAGE_CMD))
     client = docker.DockerClient(base_url=docker_url, version="1.41", timeout=60)
     try:
-        client.api.import_image(src=str(rootfs_tar), repository=ref, tag=tag, changes=changes)
-        for line in client.api.push(ref, tag=tag, stream=True, decode=True):
-            if "error" in line:
-                raise LabError(f"push {ref}:{tag}: {line.get('error')}")
+        client.api.import_image(src=str(rootfs_tar), repository=refs[0], tag=tag, changes=changes)
+        for ref in refs[1:]:
+            client.api.tag(f"{refs[0]}:{tag}", ref, tag=tag)
+        for ref in refs:
+            for line in client.api.push(ref, tag=tag, stream=True, decode=True):
+                if "error" in line:
+                    raise LabError(f"push {ref}:{tag}: {line.get('error')}")
     except docker.errors.DockerException as e:
-        raise LabError(f"image {ref}:{tag}: {e}") from None
+        raise LabError(f"image {refs[0]}:{tag}: {e}") from None
     finally:
         client.close()
-    return f"{ref}:{tag}"
+    return [f"{r}:{tag}" for r in repositories]

@@ -1,7 +1,7 @@
 """The lab's state file: every piece `up` made, in the order it made them, written atomically
 after each one, so a lab that died half-way up is still taken down whole.
 
-A piece is a process (by PID), a network namespace, a link, a directory, or a mount; `down`
+A piece is a process (by PID), a network namespace, a link, or a file or directory the lab made; `down`
 undoes them in reverse order. `lab` holds what the world and config files were made from.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -18,7 +19,9 @@ from cockpit.lab.procs import LabError
 STATE_NAME = "lab.json"
 FORMAT = "cockpit-lab/1"
 MAX_BYTES = 1 << 20  # a lab of 16 hosts writes a few kilobytes
-KINDS = ("bridge", "netns", "veth", "dir", "sshd", "dockerd", "registry", "etcd", "nginx")
+KINDS = ("bridge", "netns", "veth", "path", "sshd", "dockerd", "registry", "etcd", "nginx")
+NET_KINDS = ("bridge", "netns", "veth")
+NET_NAME = re.compile(r"ckl[0-9]{1,3}(h[0-9]{1,2})?")  # lab/netns.py's names
 
 
 @dataclass
@@ -29,8 +32,8 @@ class Piece:
     address: str | None = None
     port: int | None = None
     url: str | None = None
-    path: str | None = None  # a directory, a socket, a log
-    inode: int | None = None  # a network namespace's: to find every process inside it
+    path: str | None = None  # a file or directory the lab made; a process's directory
+    inode: int | None = None  # a netns piece: its inode, to find every process inside it; sshd: its mount namespace's
     host: str | None = None  # the lab host it belongs to
     started: int | None = None  # a process's start time (clock ticks since boot): a PID reused is not it
 
@@ -97,13 +100,20 @@ def load(dir: Path) -> State | None:
     pieces = []
     for i, raw in enumerate(doc.get("pieces") or []):
         if not isinstance(raw, dict) or raw.get("kind") not in KINDS or set(raw) - known \
-                or not isinstance(raw.get("name"), str) or not _typed(raw):
+                or not isinstance(raw.get("name"), str) or not _typed(raw) or not _named(raw):
             raise LabError(f"{path}: pieces[{i}] is not a piece of a lab")
         pieces.append(Piece(**raw))
     lab = doc.get("lab") if isinstance(doc.get("lab"), dict) else None
     if lab is None:
         raise LabError(f"{path}: no 'lab' section")
     return State(Path(dir), lab, pieces)
+
+
+def _named(raw: dict) -> bool:
+    """Interfaces and namespaces are the lab's own names: `down` deletes them (never eth0)."""
+    if raw["kind"] in NET_KINDS:
+        return bool(NET_NAME.fullmatch(raw["name"]))
+    return len(raw["name"]) <= 128
 
 
 def _typed(raw: dict) -> bool:
