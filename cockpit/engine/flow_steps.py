@@ -21,6 +21,7 @@ from cockpit.store.models import (
 
 FINAL = ("done", "failed", "cancelled")
 IMAGE_WAIT_S = 600.0  # real seconds an image may take to reach an IDC's registry
+STOP_GRACE_S = 3.0  # after deregistering and draining, a container has nothing left to finish
 
 
 def _service(name: str):
@@ -445,7 +446,7 @@ def stop(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
 
     def call(it: FlowItemRow) -> Called:
         try:
-            r.ctx.runtime.stop(it.host, it.name)
+            r.ctx.runtime.stop(it.host, it.name, STOP_GRACE_S)
             r.ctx.runtime.remove(it.host, it.name)
         except ContainerError as e:
             return Called(False, {}, str(e), e.transient)
