@@ -5,6 +5,7 @@ managers that fail over through their discovery lock."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -196,3 +197,40 @@ def test_the_standby_manager_takes_over_an_idc_when_the_active_one_stops_renewin
     assert b.step() == {"yongfeng", "tucheng"}
     assert a.step() == set()  # a that comes back finds the locks taken
     assert d.lock_holder("scheduler/yongfeng") == "engine-b"
+
+
+def test_a_flow_borrows_shared_hosts_then_orders_ecs_and_a_shrink_gives_both_back(store, demo_world):
+    from cockpit.backends.factory import make_cloud, make_init
+    from cockpit.store.models import HostRow
+
+    init, settings = make_init({}, demo_world, Path(store.database).parent)
+    e = _engine(store, demo_world, cloud=make_cloud({}, demo_world), init=init, init_settings=settings)
+
+    def pool_hosts() -> int:
+        return HostRow.select().where((HostRow.pool == "feed-web") & (HostRow.idc == "aliyun")
+                                      & HostRow.released_t.is_null()).count()
+
+    try:
+        before = pool_hosts()
+        fid = _queue(e, "expand", service="feed", count=700, idc="aliyun", batch=50)
+        assert _until(lambda: _finished(fid), 90)
+        t = _task(fid)
+        assert t.state == "done", t.reason
+        notes = {k: v["note"] for k, v in t.progress["steps"].items()}
+        assert "need 40 shared and 18 ECS hosts" in notes["resources"]
+        assert notes["hosts"] == "58 hosts acquired"
+        assert pool_hosts() == before + 58
+        hosts = list(FlowItemRow.select().where((FlowItemRow.task == fid) & (FlowItemRow.kind == "host")))
+        assert len(hosts) == 58 and {h.state for h in hosts} <= {"done", "failed"}
+        # shrinking empties the borrowed and ordered hosts first, then gives them back
+        back = _queue(e, "shrink", service="feed", count=700, idc="aliyun", drain_s=0.2)
+        assert _until(lambda: _finished(back), 60)
+        t = _task(back)
+        assert t.state == "done", t.reason
+        assert t.progress["steps"]["return_hosts"]["note"] == "40 hosts back in the shared pool; 18 hosts released"
+        assert pool_hosts() == before
+        released = HostRow.select().where(HostRow.released_t.is_null(False) & (HostRow.source == "ecs")
+                                          & HostRow.name.in_(t.progress["releasing"])).count()
+        assert released == 18
+    finally:
+        e.stop()

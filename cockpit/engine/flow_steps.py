@@ -410,9 +410,11 @@ def _choose_victims(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> None:
     if int(have.sum()) < spec.count:
         raise FlowError(f"{spec.service} runs {int(have.sum())} containers in {spec.idc}; {spec.count} asked to stop")
     load = (table.cpu_used / table.cpu_cap + table.mem_used / table.mem_cap) / 2
+    # hosts that can go back (borrowed, ordered) are emptied first, then the most crowded
+    spare = np.isin(np.asarray(table.names), list(_spare_hosts(spec, r)))
     take: dict[int, int] = defaultdict(int)
     for _ in range(spec.count):
-        i = int(np.lexsort((-load, -have))[0])
+        i = int(np.lexsort((-load, -have, ~(spare & (have > 0))))[0])
         have[i] -= 1
         take[i] += 1
     real, items = r.ctx.real_now(), []
@@ -469,36 +471,62 @@ def stop(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
 
 
 def return_hosts(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
-    """Hosts this pool borrowed from the shared pool that now run nothing go back to it."""
+    """Hosts this pool borrowed from the shared pool that now run nothing go back to it; empty
+    pay-as-you-go ECS hosts that flows ordered for it are released (prepaid ones are kept until
+    they expire: they are paid for)."""
     p = task.progress
-    if "return_task" not in p:
-        _, services, _ = _service(spec.service)
-        pool, shared = services[spec.service].pool, r.ctx.world.shared_pool.name
-        borrowed = {m.host for m in PoolMoveRow.select(PoolMoveRow.host).where(
-            (PoolMoveRow.to_pool == pool) & (PoolMoveRow.from_pool == shared))}
-        busy = {h for (h,) in ContainerRow.select(ContainerRow.host).distinct().tuples()}
-        empty = [h.name for h in HostRow.select(HostRow.id, HostRow.name).where(
-            (HostRow.pool == pool) & HostRow.name.in_(borrowed or {""}) & HostRow.released_t.is_null()
-            & ((HostRow.idc == spec.idc) if spec.idc else True)) if h.id not in busy]
+    if "return_tasks" not in p:
+        empty, release = _empty_hosts(spec, r)
+        now, tids = r.ctx.platform_now(), []
         with r.ctx.fence():
-            tid = None
-            if empty:
-                now = r.ctx.platform_now()
-                tid = TaskRow.insert(kind="pool_move", state="queued", actor=task.actor, created_t=now, updated_t=now,
-                                     real_created=r.ctx.real_now(),
-                                     spec={"hosts": empty, "to_pool": shared, "reason": f"flow {task.id}"}).execute()
-            r.set_progress(task.id, return_task=tid, returning=empty)
-        if tid is None:
-            return Outcome(True, "no borrowed host is empty")
-        return Outcome(False, f"returning {len(empty)} hosts (task {tid})")
-    if p["return_task"] is None:
-        return Outcome(True, "no borrowed host is empty")
-    t = TaskRow.get_by_id(p["return_task"])
-    if t.state not in FINAL:
-        return Outcome(False, f"waiting for task {t.id}")
-    if t.state != "done":
-        return Outcome(True, f"the hosts stay: task {t.id} {t.state}: {t.reason}")
-    return Outcome(True, f"{len(p['returning'])} hosts back in the shared pool")
+            for kind, hosts_, to in (("pool_move", empty, r.ctx.world.shared_pool.name), ("release", release, None)):
+                if hosts_:
+                    body = {"hosts": hosts_, "reason": f"flow {task.id}"} | ({"to_pool": to} if to else {})
+                    tids.append(TaskRow.insert(kind=kind, state="queued", actor=task.actor, created_t=now,
+                                               updated_t=now, real_created=r.ctx.real_now(), spec=body).execute())
+            r.set_progress(task.id, return_tasks=tids, returning=empty, releasing=release)
+        if not tids:
+            return Outcome(True, "no borrowed or ordered host is empty")
+        return Outcome(False, f"returning {len(empty)} hosts, releasing {len(release)}")
+    tasks = [TaskRow.get_by_id(t) for t in p["return_tasks"]]
+    waiting = [t.id for t in tasks if t.state not in FINAL]
+    if waiting:
+        return Outcome(False, f"waiting for task {', '.join(map(str, waiting))}")
+    said = []
+    for t in tasks:
+        what = "back in the shared pool" if t.kind == "pool_move" else "released"
+        n = len(p["returning"] if t.kind == "pool_move" else p["releasing"])
+        said.append(f"{n} hosts {what}" if t.state == "done" else f"task {t.id} {t.state}: {t.reason}")
+    return Outcome(True, "; ".join(said) or "no borrowed or ordered host is empty")
+
+
+def _spare_hosts(spec: FlowSpec, r: FlowRunner) -> dict[str, str]:
+    """The service's pool's hosts in the flow's IDC that a shrink can give back, by name: "return"
+    (borrowed from the shared pool) or "release" (pay-as-you-go ECS hosts that flows ordered)."""
+    _, services, _ = _service(spec.service)
+    pool, shared = services[spec.service].pool, r.ctx.world.shared_pool.name
+    borrowed = {m.host for m in PoolMoveRow.select(PoolMoveRow.host).where(
+        (PoolMoveRow.to_pool == pool) & (PoolMoveRow.from_pool == shared))}
+    ordered = {o for (prog,) in TaskRow.select(TaskRow.progress).where(TaskRow.kind == "expand").tuples()
+               for o in (prog or {}).get("orders", [])}
+    q = HostRow.select(HostRow.name, HostRow.order, HostRow.charge_type).where(
+        (HostRow.pool == pool) & HostRow.released_t.is_null() & ((HostRow.idc == spec.idc) if spec.idc else True))
+    out = {}
+    for h in q:
+        if h.name in borrowed:
+            out[h.name] = "return"
+        elif h.order in ordered and h.charge_type == "payg":
+            out[h.name] = "release"
+    return out
+
+
+def _empty_hosts(spec: FlowSpec, r: FlowRunner) -> tuple[list[str], list[str]]:
+    """The spare hosts that run no container: (to return, to release)."""
+    spare = _spare_hosts(spec, r)
+    busy = {name for (name,) in HostRow.select(HostRow.name).join(
+        ContainerRow, on=(ContainerRow.host == HostRow.id)).where(HostRow.name.in_(list(spare) or [""])).tuples()}
+    idle = sorted(n for n in spare if n not in busy)
+    return [n for n in idle if spare[n] == "return"], [n for n in idle if spare[n] == "release"]
 
 
 STEPS = {
