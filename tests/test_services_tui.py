@@ -85,6 +85,28 @@ async def test_discovery_health_says_what_discovery_lacks_against_what_runs(demo
     s.close()
 
 
+async def test_an_rpc_service_shows_who_answers_a_caller_in_each_idc_and_failover(demo_db):
+    s, app = open_app(demo_db, engine=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "engine ● active" in screen_text(app), timeout=ENGINE_UP_S)
+        await open_services(pilot, app)
+        table(app, "services").move_to_key("relation")
+        per = per_idc("relation")
+        await until(pilot, lambda: "callers " in screen_text(app))
+        text = screen_text(app)
+        assert f"yongfeng: own {per['yongfeng'][0]}" in text
+        # aliyun runs no relation instance: its callers fail over, in name order, to tucheng
+        assert f"aliyun: → tucheng {per['tucheng'][0]}" in text
+        # tucheng's instances leave discovery: its callers fail over too
+        d = s.cockpit.engine.discovery
+        for inst in d.instances("relation"):
+            if inst.idc == "tucheng":
+                d.deregister("relation", inst.id)
+        await until(pilot, lambda: f"tucheng: → yongfeng {per['yongfeng'][0]}" in screen_text(app)
+                    and f"aliyun: → yongfeng {per['yongfeng'][0]}" in screen_text(app))
+    s.close()
+
+
 async def test_expand_from_the_view_queues_a_flow_for_the_selected_service(demo_db):
     s, app = open_app(demo_db)
     async with app.run_test(size=SIZE) as pilot:

@@ -67,6 +67,7 @@ class ServiceView:
     per_idc: dict  # idc -> {"running", "starting", "stopping", "hosts"}
     discovered: int | None  # members or instances in discovery (None: not asked / unreachable)
     discovery_error: str | None
+    callers: tuple = ()  # an RPC service: for a caller in each IDC, who answers (core.discovery.View)
 
 
 def flow_view(t: TaskRow, items: dict[str, int]) -> FlowView:
@@ -171,21 +172,27 @@ class FlowsFacade:
             cell["hosts"].add(host)
         out = []
         for r in ServiceRow.select().order_by(ServiceRow.name):
-            found, error = self._discovered(r.name, r.kind)
+            found, error, callers = self._discovered(r.name, r.kind)
             idcs = {idc: {**v, "hosts": len(v["hosts"])} for idc, v in sorted(per[r.name].items())}
-            out.append(ServiceView(r.name, r.kind, r.image, idcs, found, error))
+            out.append(ServiceView(r.name, r.kind, r.image, idcs, found, error, callers))
         return out
 
-    def _discovered(self, service: str, kind: str) -> tuple[int | None, str | None]:
+    def _discovered(self, service: str, kind: str) -> tuple[int | None, str | None, tuple]:
+        """How many members or instances discovery holds, its error, and for an RPC service the
+        view of a caller in each IDC (its own IDC's instances, else failover)."""
         d = self.discovery()
         if d is None or kind not in ("http", "rpc"):
-            return None, None
+            return None, None, ()
         from cockpit.backends.discovery import DiscoveryError
+        from cockpit.core.discovery import caller_view
 
         try:
-            return (len(d.members(service).members) if kind == "http" else len(d.instances(service))), None
+            if kind == "http":
+                return len(d.members(service).members), None, ()
+            found = d.instances(service)
         except DiscoveryError as e:
-            return None, str(e)
+            return None, str(e), ()
+        return len(found), None, tuple(caller_view(found, i.name) for i in self.world.idcs)
 
     def service_containers(self, service: str) -> list[tuple[str, str, str, str | None, list]]:
         """(container, IDC, host, state, address:port list) of one service."""

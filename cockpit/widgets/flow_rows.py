@@ -461,7 +461,8 @@ def services_summary(services: list[ServiceView], q: str) -> Text:
 
 
 def service_detail(s: ServiceView, flow: int | None = None) -> Text:
-    """Two lines: where it runs; what discovery holds (after the flow started for it here, if any)."""
+    """Where it runs; what discovery holds (after the flow started for it here, if any); for an
+    RPC service, who answers a caller in each IDC."""
     where = ", ".join(f"{idc} {c.get('running', 0)} running on {c.get('hosts', 0)} hosts"
                       + (f" (+{c['starting']} starting)" if c.get("starting") else "")
                       + (f" (-{c['stopping']} stopping)" if c.get("stopping") else "")
@@ -471,7 +472,19 @@ def service_detail(s: ServiceView, flow: int | None = None) -> Text:
     second = Text.assemble("discovery: ", (words, style))
     if flow is not None:
         second = Text(f"flow {flow} started from here: :tasks follows it · ", style="cyan") + second
-    return Text("\n").join([line, second])
+    lines = [line, second]
+    if s.callers:  # an RPC service: who answers a caller in each IDC
+        lines.append(Text("callers ") + Text(" · ").join(_caller(v) for v in s.callers))
+    return Text("\n").join(lines)
+
+
+def _caller(v) -> Text:
+    """A caller in one IDC: served by its own IDC's instances (how many), failed over, or none."""
+    if v.idc is None:
+        return Text(f"{v.own_idc}: none healthy", style="red")
+    if v.failed_over:
+        return Text(f"{v.own_idc}: → {v.idc} {len(v.instances)}", style="yellow")
+    return Text(f"{v.own_idc}: own {len(v.instances)}")
 
 
 # --- the new-flow form ----------------------------------------------------------------------------------------
