@@ -178,6 +178,47 @@ class ViewScreen(Screen):
         """On the event loop: put `compute`'s result on screen."""
 
 
+class OneRead:
+    """A view that reads the store in a worker thread, one read at a time: a read asked for while
+    one runs runs once after it, and the view repaints only when what was read changed (or the
+    store's error did). Subclasses start their worker in `_start_read` (it ends by calling
+    `_read_done(read, error)` on the loop) and keep what was read in `_take` (True when it changed
+    what is shown)."""
+
+    _reading = False
+    _again = False
+    _error: str | None = None
+
+    def load(self) -> None:
+        if self._reading:
+            self._again = True
+            return
+        self._reading = True
+        self._start_read()
+
+    def _start_read(self) -> None:
+        raise NotImplementedError
+
+    def _take(self, read: Any) -> bool:
+        raise NotImplementedError
+
+    def _repainted(self) -> None:
+        """After a repaint that a read caused."""
+
+    def _read_done(self, read: Any, error: str | None) -> None:
+        self._reading = False
+        changed = error != self._error
+        self._error = error
+        if read is not None:
+            changed = self._take(read) or changed
+        if self.is_attached and changed:  # most ticks nothing moved: nothing to build again
+            self.repaint()
+            self._repainted()
+        if self._again:
+            self._again = False
+            self.load()
+
+
 class PolledView(ViewScreen):
     """A view whose data comes in real time (audit entries, an order's drain progress), also while
     the platform clock is paused or no engine runs: read every tick of the wall clock while on

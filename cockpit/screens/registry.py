@@ -24,7 +24,7 @@ from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
 from cockpit.domain import World
 from cockpit.engine.facade_registry import ACTIVE, ExecutionView, MatrixView, PolicyView, RegistryNode, ReplicationTaskView
-from cockpit.screens.base import PolledView
+from cockpit.screens.base import OneRead, PolledView
 from cockpit.screens.form import Field, FormScreen
 from cockpit.widgets.live_table import LiveTable, layout
 from cockpit.widgets.registry_cells import cell_detail, short_names, trigger_text
@@ -50,7 +50,7 @@ MATRIX_S = 5.0  # the matrix is read every tick on its tab, else at most this of
 # --- the view ----------------------------------------------------------------------------------
 
 
-class RegistryScreen(PolledView):
+class RegistryScreen(OneRead, PolledView):
     VIEW = "registry"
     ALIASES = ("reg", "registries", "replication", "images")
     HELP = "Registry topology, replications, sync matrix, layers"
@@ -77,9 +77,6 @@ class RegistryScreen(PolledView):
         self._matrix_read = 0.0
         self._registries: list[str] = []
         self._column = 0  # the matrix's selected registry
-        self._reading = False
-        self._again = False
-        self._error: str | None = None
         self._layers: tuple[str, str | None] | None = None  # (image, registry) shown in the layers pane
         self.shown: Shown | None = None
 
@@ -115,13 +112,9 @@ class RegistryScreen(PolledView):
 
     # --- reading the store (threads only) ---------------------------------------------------------
 
-    def load(self) -> None:
+    def _start_read(self) -> None:
         """Every tick of the wall clock while on top: the executions and the selected one's tasks;
         the matrix on its tab (elsewhere at most every MATRIX_S, for the summary's counts)."""
-        if self._reading:
-            self._again = True
-            return
-        self._reading = True
         due = (self._matrix is None or self._tab() == "tab-matrix" or self._layers is not None
                or time.monotonic() - self._matrix_read >= MATRIX_S)
         if due:
@@ -143,23 +136,14 @@ class RegistryScreen(PolledView):
             error = f"{type(e).__name__}: {e}"
         self.on_loop(self._read_done, read, error)
 
-    def _read_done(self, read: Read | None, error: str | None) -> None:
-        self._reading = False
-        changed = error != self._error
-        self._error = error
-        if read is not None:
-            before = (self._tree, self._policies, self._executions, self._tasks_of, self._tasks, self._matrix)
-            self._tree, self._policies, self._executions = read.tree, read.policies, read.executions
-            self._tasks_of, self._tasks = read.tasks_of, read.tasks
-            if read.matrix is not None:
-                self._matrix = read.matrix
-            changed = changed or self.shown is None or before != (self._tree, self._policies, self._executions,
-                                                                 self._tasks_of, self._tasks, self._matrix)
-        if self.is_attached and changed:  # most ticks nothing moved: nothing to build again
-            self.repaint()
-        if self._again:
-            self._again = False
-            self.load()
+    def _take(self, read: Read) -> bool:
+        before = (self._tree, self._policies, self._executions, self._tasks_of, self._tasks, self._matrix)
+        self._tree, self._policies, self._executions = read.tree, read.policies, read.executions
+        self._tasks_of, self._tasks = read.tasks_of, read.tasks
+        if read.matrix is not None:
+            self._matrix = read.matrix
+        return self.shown is None or before != (self._tree, self._policies, self._executions, self._tasks_of,
+                                                self._tasks, self._matrix)
 
     # --- painting (base.ViewScreen: paint_state on the loop, compute in a thread, show) ------------
 

@@ -21,7 +21,7 @@ from textual.widgets import Static, TabbedContent, TabPane, Tabs
 from cockpit.engine.actions import Outcome
 from cockpit.engine.facade import Snapshot
 from cockpit.engine.facade_scale import RuleView, ScaleView
-from cockpit.screens.base import ViewScreen
+from cockpit.screens.base import OneRead, ViewScreen
 from cockpit.screens.form import Field, FormScreen
 from cockpit.widgets.live_table import LiveTable
 from cockpit.widgets.scale_chart import ScaleChart
@@ -42,7 +42,7 @@ from cockpit.widgets.scale_rows import (
 )
 
 
-class ScaleScreen(ViewScreen):
+class ScaleScreen(OneRead, ViewScreen):
     VIEW = "scale"
     ALIASES = ("s", "autoscale", "autoscaling", "rules", "scaling")
     HELP = "Autoscaling: services live, rules, decisions, a day simulated"
@@ -71,9 +71,6 @@ class ScaleScreen(ViewScreen):
         self.seed = 0
         self.policy = "rules"
         self.service: str | None = None
-        self._error: str | None = None
-        self._reading = False
-        self._again = False
         self._sim_gen = 0
         self._sim_rules: tuple | None = None  # the rules the what-if was simulated with
 
@@ -109,11 +106,7 @@ class ScaleScreen(ViewScreen):
     def on_snapshot(self, snap: Snapshot, fresh: bool) -> None:
         self.load()
 
-    def load(self) -> None:
-        if self._reading:
-            self._again = True
-            return
-        self._reading = True
+    def _start_read(self) -> None:
         self._read()
 
     @work(thread=True, group="scale-read", exit_on_error=False, description="read the autoscaler")
@@ -124,20 +117,14 @@ class ScaleScreen(ViewScreen):
             view, error = None, f"{type(e).__name__}: {e}"
         self.on_loop(self._read_done, view, error)
 
-    def _read_done(self, view: ScaleView | None, error: str | None) -> None:
-        self._reading = False
-        changed = error != self._error
-        self._error = error
-        if view is not None:
-            changed = changed or view != self.scale
-            self.scale = view
-        if self.is_attached and changed:
-            self.repaint()
-            if self._tab() == "tab-whatif":
-                self._simulate_if_stale()
-        if self._again:
-            self._again = False
-            self.load()
+    def _take(self, view: ScaleView) -> bool:
+        changed = view != self.scale
+        self.scale = view
+        return changed
+
+    def _repainted(self) -> None:
+        if self._tab() == "tab-whatif":
+            self._simulate_if_stale()
 
     def _rules_now(self) -> tuple:
         return tuple((r.name, r.paused, repr(r.spec)) for r in self.scale.rules) if self.scale else ()

@@ -18,7 +18,7 @@ from textual.widgets import Static
 
 from cockpit.engine.actions import Outcome
 from cockpit.engine.facade_flows import FlowAsk
-from cockpit.screens.base import PolledView
+from cockpit.screens.base import OneRead, PolledView
 from cockpit.screens.flow_form import FlowStarter
 from cockpit.widgets.flow_rows import (
     CONTAINER_COLUMNS,
@@ -33,7 +33,7 @@ from cockpit.widgets.flow_rows import (
 from cockpit.widgets.live_table import LiveTable
 
 
-class ServicesScreen(FlowStarter, PolledView):
+class ServicesScreen(FlowStarter, OneRead, PolledView):
     VIEW = "services"
     ALIASES = ("service", "svc", "discovery")
     HELP = "Services: containers per IDC and host, discovery health; expand or shrink"
@@ -50,9 +50,6 @@ class ServicesScreen(FlowStarter, PolledView):
         super().__init__()
         self._read_data: ServicesRead | None = None
         self._selected: str | None = None
-        self._reading = False
-        self._again = False
-        self._error: str | None = None
         self._flows: dict[str, int] = {}  # service -> the last flow started for it from here
         self.shown: ServicesShown | None = None
 
@@ -68,11 +65,7 @@ class ServicesScreen(FlowStarter, PolledView):
 
     # --- reading the store (threads only) ---------------------------------------------------------
 
-    def load(self) -> None:
-        if self._reading:
-            self._again = True
-            return
-        self._reading = True
+    def _start_read(self) -> None:
         self._read(self._selected)
 
     @work(thread=True, group="services-read", exit_on_error=False, description="read the services")
@@ -89,18 +82,10 @@ class ServicesScreen(FlowStarter, PolledView):
             error = f"{type(e).__name__}: {e}"
         self.on_loop(self._read_done, read, error)
 
-    def _read_done(self, read: ServicesRead | None, error: str | None) -> None:
-        self._reading = False
-        changed = error != self._error
-        self._error = error
-        if read is not None:
-            changed = changed or self.shown is None or read != self._read_data
-            self._read_data = read
-        if self.is_attached and changed:
-            self.repaint()
-        if self._again:
-            self._again = False
-            self.load()
+    def _take(self, read: ServicesRead) -> bool:
+        changed = self.shown is None or read != self._read_data
+        self._read_data = read
+        return changed
 
     # --- painting ---------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from textual.widgets import Static, TabbedContent, TabPane, Tabs
 from cockpit.core.flow import OPEN
 from cockpit.engine.actions import Outcome
 from cockpit.engine.facade_flows import FlowAsk, FlowView, ItemView
-from cockpit.screens.base import PolledView
+from cockpit.screens.base import OneRead, PolledView
 from cockpit.screens.flow_form import FlowStarter
 from cockpit.widgets.flow_rows import (
     ITEM_COLUMNS,
@@ -42,7 +42,7 @@ from cockpit.widgets.flow_rows import (
 from cockpit.widgets.live_table import LiveTable
 
 
-class TasksScreen(FlowStarter, PolledView):
+class TasksScreen(FlowStarter, OneRead, PolledView):
     VIEW = "tasks"
     ALIASES = ("flows", "flow", "expansions", "expand")
     HELP = "Expansion flows: steps, hosts and containers, logs; start, pause, resume, stop"
@@ -62,9 +62,6 @@ class TasksScreen(FlowStarter, PolledView):
         super().__init__()
         self._read_data: TasksRead | None = None
         self._selected: int | None = None  # the flow whose steps and items show
-        self._reading = False
-        self._again = False
-        self._error: str | None = None
         self._log: str | None = None  # the item (its key) whose whole log shows
         self.shown: TasksShown | None = None
 
@@ -92,11 +89,7 @@ class TasksScreen(FlowStarter, PolledView):
 
     # --- reading the store (threads only) ---------------------------------------------------------
 
-    def load(self) -> None:
-        if self._reading:
-            self._again = True
-            return
-        self._reading = True
+    def _start_read(self) -> None:
         self._read(self._selected)
 
     @work(thread=True, group="tasks-read", exit_on_error=False, description="read the flows")
@@ -114,18 +107,10 @@ class TasksScreen(FlowStarter, PolledView):
             error = f"{type(e).__name__}: {e}"
         self.on_loop(self._read_done, read, error)
 
-    def _read_done(self, read: TasksRead | None, error: str | None) -> None:
-        self._reading = False
-        changed = error != self._error
-        self._error = error
-        if read is not None:
-            changed = changed or self.shown is None or read != self._read_data
-            self._read_data = read
-        if self.is_attached and changed:  # most reads nothing moved: nothing to build again
-            self.repaint()
-        if self._again:
-            self._again = False
-            self.load()
+    def _take(self, read: TasksRead) -> bool:
+        changed = self.shown is None or read != self._read_data
+        self._read_data = read
+        return changed
 
     # --- painting (base.ViewScreen: paint_state on the loop, compute in a thread, show) ------------
 
