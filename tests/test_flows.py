@@ -121,13 +121,47 @@ def test_a_paused_flow_waits_and_a_stopped_one_does_nothing_more(store, demo_wor
 
         other = _queue(e, "shrink", service="card", count=2, idc="tucheng", drain_s=30)
         assert _until(lambda: _task(other).progress.get("step") == "drain", 20)
+        out = [i for i in FlowItemRow.select().where(FlowItemRow.task == other)]
+        gone = {f"{i.request['address']}:{i.request['port']}" for i in out}
+        assert not gone & {m.key for m in e.discovery.members("card").members}  # deregistered, draining
         TaskRow.update(state="cancelled", reason="stopped by sre").where(TaskRow.id == other).execute()
-        time.sleep(0.6)
+        e.kick_flows()
+        # stopped: nothing more is done, and what it left is made whole: the containers it took out
+        # of discovery but did not stop serve again
+        assert _until(lambda: _task(other).progress.get("settled"), 20)
         t = _task(other)
-        assert t.state == "cancelled" and t.progress["step"] == "drain"
-        # the containers it took out of discovery are known: still there, marked stopping
+        assert t.state == "cancelled" and "stop" not in t.progress["steps"]
+        assert gone <= {m.key for m in e.discovery.members("card").members}
+        assert {ContainerRow.get(ContainerRow.name == i.name).state for i in out} == {"running"}
         items = list(FlowItemRow.select().where(FlowItemRow.task == other))
-        assert {(i.step, i.state) for i in items} == {("deregister", "done")}
+        assert {(i.step, i.state) for i in items} == {("undo", "done")}
+        assert all(i.log[-1][2] == "back in discovery, running" for i in items)
+    finally:
+        e.stop()
+
+
+def test_a_stopped_expand_removes_the_containers_it_started_that_never_served(store, demo_world):
+    e = _engine(store, demo_world)
+    try:
+        down = {f"yf-feed-new-{i:04d}" for i in range(1, 301, 2)}
+        e.runtime.unreachable.update(down)
+        before = ContainerRow.select().count()
+        fid = _queue(e, "expand", service="feed", count=40, idc="yongfeng", batch=1, retries=5)
+        assert _until(lambda: FlowItemRow.select().where((FlowItemRow.task == fid)
+                                                         & (FlowItemRow.state == "done")).count() >= 2, 20)
+        TaskRow.update(state="cancelled", reason="stopped by sre").where(TaskRow.id == fid).execute()
+        e.kick_flows()
+        assert _until(lambda: _task(fid).progress.get("settled"), 30)
+        e.runtime.unreachable.clear()
+        # nothing of it starts after the stop; what it started is gone again, on the runtime too
+        left = list(ContainerRow.select().where(ContainerRow.task == fid))
+        assert left == [] and ContainerRow.select().count() == before
+        names = [i.name for i in FlowItemRow.select().where(FlowItemRow.task == fid)]
+        assert all(e.runtime.inspect(i.host, i.name) is None
+                   for i in FlowItemRow.select().where(FlowItemRow.task == fid)), names
+        assert not {m.key for m in e.discovery.members("feed").members} & {
+            f"{i.result.get('address')}:{(i.result.get('ports') or [[0, 0]])[0][1]}"
+            for i in FlowItemRow.select().where(FlowItemRow.task == fid)}
     finally:
         e.stop()
 

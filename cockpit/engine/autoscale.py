@@ -202,6 +202,9 @@ class Autoscaler:
                                     rule=d.rule, formula=d.formula, note=d.note, inputs=d.inputs, task=task,
                                     outcome=outcome).execute()
             journal.event(t, "info" if task else "warn", "autoscale", d.service, f"{d.explain()} -> {outcome}")
+            if d.service in plans:  # carried out, not a what-if: the engine's own change, audited
+                journal.engine_audit(action="autoscale", target=d.service, outcome="queued" if task else "decided",
+                                     details={"decision": d.explain(), "did": outcome, "task": task}, platform_t=t)
 
     def _carry_out(self, t: float, d: Decision, plan: Plan) -> tuple[int | None, str]:
         """Queue what the plan asks for; (the task, what was done, in words)."""

@@ -110,6 +110,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         self.flows = None
         self.front = front  # the front door (nginx) that follows discovery, if any
         self.engine_watch = None  # real engines: pinged and sampled beside the tick
+        self._kinds = {sv.name: sv.kind for sv in world.services}
+        self._idc_of: dict[str, str] = {}  # host -> IDC, for RPC instances (filled when the state loads)
         self.upstream_sync = None
         self.replicator: Replicator | None = None
         self._sim_lock = threading.Lock()
@@ -193,9 +195,13 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
 
         def start(r: dict) -> dict:
             c = runtime.start(ContainerSpec(**{**r, "ports": tuple(r["ports"]), "host_ports": tuple(r["host_ports"])}))
+            self._discover(r["service"], c, True)  # tasks' containers serve like flows' do
             return {"ref": c.ref, "address": c.address, "ports": [list(p) for p in c.ports], "state": c.state}
 
         def remove(r: dict) -> dict:
+            c = runtime.inspect(r["host"], r["name"])
+            if c is not None:
+                self._discover(c.service, c, False)  # out of discovery before it stops
             runtime.stop(r["host"], r["name"])
             runtime.remove(r["host"], r["name"])
             return {}
@@ -214,6 +220,26 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
 
         return {"container.start": start, "container.remove": remove, "instance.delete": delete,
                 "instance.renew": renew}
+
+    def _discover(self, service: str, c, serving: bool) -> None:
+        """A container that a task (not a flow) started or is about to stop, in or out of discovery.
+        Raises DiscoveryError (the call is then tried again, under its key)."""
+        from cockpit.backends.discovery import Member, RpcInstance
+
+        kind = self._kinds.get(service)
+        if self.discovery is None or not c.address or not c.ports or kind not in ("http", "rpc"):
+            return
+        port = int(c.ports[0][1])
+        if kind == "http":
+            if serving:
+                self.discovery.set_member(service, Member(c.address, port))
+            else:
+                self.discovery.remove_member(service, c.address, port)
+        elif serving:
+            idc = self._idc_of.get(c.host, "")
+            self.discovery.register(RpcInstance(service, idc, c.name, c.address, port, (f"idc:{idc}",)))
+        else:
+            self.discovery.deregister(service, c.name)
 
     def _start_workers(self) -> None:
         """The queues that run beside the tick: ECS orders, host initialisation, replication."""
@@ -263,6 +289,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
     def _load_state(self) -> None:
         self._version = get_meta("platform_version")
         self.state = PlatformState.load()
+        self._idc_of = {h.name: h.idc for h in self.state.hosts}
 
     # --- the tick -----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import peewee as pw
 
 from cockpit.config import Config
+from cockpit.core.audit_chain import Walk as AuditChain
 from cockpit.domain import ScopeStats, World
 from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
@@ -25,7 +26,7 @@ from cockpit.engine.facade_scale import ScaleFacade
 from cockpit.engine.facade_flows import FlowsFacade
 from cockpit.engine.lease import current_holder
 from cockpit.store.db import db_now
-from cockpit.store.models import AuditRow, ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
+from cockpit.store.models import ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
 
 if TYPE_CHECKING:
     from cockpit.core.whatif import Catalog, Preview, WhatIf
@@ -135,6 +136,20 @@ class AuditView:
     target: str
     outcome: str
     details: dict
+    host: str = ""  # where it was asked ("" in entries older than schema 8)
+
+
+@dataclass(frozen=True)
+class AuditFilter:
+    """`:audit`'s explicit filters (None: any). `action` may end in `.*` (`flow.*`)."""
+
+    user: str | None = None
+    action: str | None = None
+    outcome: str | None = None
+
+    def describe(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in (("user", self.user), ("action", self.action),
+                                                  ("outcome", self.outcome)) if v)
 
 
 @dataclass(frozen=True)
@@ -275,11 +290,21 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         q = EventRow.select().where(EventRow.id > after_id).order_by(EventRow.id.desc()).limit(limit)
         return [EventView(r.id, r.t, r.level, r.kind, r.scope, r.message) for r in reversed(list(q))]
 
-    def audit_log(self, limit: int = 500, after_id: int = 0) -> list[AuditView]:
-        """The newest `limit` entries after `after_id`, newest first (an entry never changes once written)."""
-        q = AuditRow.select().where(AuditRow.id > after_id).order_by(AuditRow.id.desc()).limit(limit)
-        return [AuditView(r.id, r.real_t, r.platform_t, r.user, r.role, r.action, r.target, r.outcome, r.details)
-                for r in q]
+    def audit_log(self, limit: int = 500, after_id: int = 0, where: AuditFilter | None = None) -> list[AuditView]:
+        """The newest `limit` entries after `after_id` that pass the filter, newest first."""
+        f = where or AuditFilter()
+        return [AuditView(e.id, e.real_t, e.platform_t, e.user, e.role, e.action, e.target, e.outcome, e.details,
+                          e.host)
+                for e in journal.find(user=f.user, action=f.action, outcome=f.outcome, after_id=after_id, limit=limit)]
+
+    def audit_choices(self) -> dict[str, list[str]]:
+        """The users, actions and outcomes the audit log holds: the filter form's choices."""
+        return {c: journal.distinct(c) for c in ("user", "action", "outcome")}
+
+    def audit_chain(self, since: AuditChain | None = None) -> AuditChain:
+        """Walk the audit log's hash chain: whole, or where it first breaks. Given the last walk,
+        only entries after its head are walked (once the head is found unchanged)."""
+        return journal.verify(since)
 
     # --- what-if ------------------------------------------------------------------------
 
@@ -367,7 +392,10 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
     # --- actions --------------------------------------------------------------------------
 
     def refusal(self, action_id: str) -> str | None:
-        return refusal(action_id, role=self.cfg.role, readonly=self.cfg.readonly)
+        why = refusal(action_id, role=self.cfg.role, readonly=self.cfg.readonly)
+        if why and not self.cfg.readonly:  # a role too low: say where the role comes from
+            why += f" ({self.cfg.identity.describe()})"
+        return why
 
     def record_refusal(self, action_id: str, target: str = "") -> None:
         """An action refused before it was asked in full (a key pressed in read-only mode)."""

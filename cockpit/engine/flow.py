@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 FLOW_KINDS = ("expand", "shrink")
 ACTIVE = ("queued", "running")
+ENDED = ("cancelled", "failed")  # a flow that ended half-way: what it left is settled once
+CLAIM_MAX = 8  # items called in one pass: a stop or a pause is seen between passes
 
 
 class FlowError(ValueError):
@@ -82,30 +84,38 @@ class FlowRunner:
 
     def __init__(self, ctx: FlowCtx):
         self.ctx = ctx
+        self.claimed: list[int] = []  # the items the last call_items claimed
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="flow-call")
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def recover(self) -> int:
-        """On taking over: calls a dead engine left `running` are made again (safely: keyed)."""
+        """On taking over: calls a dead engine left `running` are made again (safely: keyed). A
+        host `running` in initialisation is waiting on the init queue, not a call: it stays."""
         with self.ctx.fence():
             return FlowItemRow.update(state="pending", not_before_real=0.0).where(
-                FlowItemRow.state == "running").execute()
+                (FlowItemRow.state == "running") & ~((FlowItemRow.kind == "host") & (FlowItemRow.step == "init"))
+            ).execute()
 
     def run(self, idcs: set[str] | None = None) -> bool:
         """One step of each open flow of these IDCs, oldest first. True when something moved."""
         from cockpit.engine import flow_steps
 
-        q = (TaskRow.select(TaskRow.id, TaskRow.spec).where(TaskRow.kind.in_(FLOW_KINDS) & TaskRow.state.in_(ACTIVE))
-             .order_by(TaskRow.id))
+        q = (TaskRow.select(TaskRow.id, TaskRow.spec, TaskRow.state, TaskRow.progress)
+             .where(TaskRow.kind.in_(FLOW_KINDS) & TaskRow.state.in_(ACTIVE + ENDED)).order_by(TaskRow.id))
         moved = False
-        for tid, spec in list(q.tuples()):  # read whole: an open read would keep an old snapshot
+        for tid, spec, state, prog in list(q.tuples()):  # read whole: an open read would keep an old snapshot
             if idcs is not None and (spec or {}).get("idc") not in idcs:
+                continue
+            if state in ENDED and (prog or {}).get("settled"):
                 continue
             task = TaskRow.get_by_id(tid)
             try:
-                moved |= self._step(task, flow_steps.STEPS)
+                if state in ENDED:
+                    moved |= flow_steps.settle(task, self)
+                else:
+                    moved |= self._step(task, flow_steps.STEPS)
             except LeaseLost:
                 raise
             except FlowError as e:
@@ -113,6 +123,10 @@ class FlowRunner:
                 moved = True
             except (KeyError, TypeError, ValueError, AttributeError, StoreError) as e:
                 self._fail(task, f"the flow cannot be read: {type(e).__name__}: {e}")
+                moved = True
+            except Exception as e:  # noqa: BLE001 - a surprise fails this flow alone, with why; the others go on
+                log.exception("flow %s", tid)
+                self._fail(task, f"{type(e).__name__}: {e}")
                 moved = True
         return moved
 
@@ -126,29 +140,33 @@ class FlowRunner:
                 self._enter(task, p, step)
                 flow_event(self.ctx, task, "info", f"flow {task.id} by {task.actor}: {spec.service} "
                            f"{'+' if task.kind == 'expand' else '-'}{spec.count} in {spec.idc} started")
+                journal.flow_audit(task, "started", self.ctx.platform_now(), spec=task.spec)
             return True
+        self.claimed = []
         out = steps[step](task, FlowSpec.parse(task.spec), self)
         if not out.done:
             if out.note and out.note != p["steps"][step].get("note"):
                 with self.ctx.fence():
                     self._note(task.id, step, out.note)
-            return False
+            return bool(self.claimed)  # calls were made: go on at once
         with self.ctx.fence():
             fresh = TaskRow.get_by_id(task.id)
-            if fresh.state not in ACTIVE:  # paused or stopped while the step ran: it stays done
-                self._close_step(fresh, step, out.note, then=None)
-                return True
             nxt = next_step(task.kind, step)
+            if fresh.state not in ACTIVE:  # paused or stopped while the step ran: it is done, the next waits
+                self._close_step(fresh, step, out.note, then=None, pointer=nxt)
+                return True
             self._close_step(fresh, step, out.note, then=nxt)
         return True
 
     # --- the flow's own state --------------------------------------------------------------
 
     def _enter(self, task: TaskRow, p: dict, step: str) -> None:
+        """The flow at `step` (only while it is open: a pause or a stop that came first stands)."""
         steps = dict(p.get("steps") or {})
         steps[step] = {"state": "running", "t0": self.ctx.real_now(), "note": ""}
         TaskRow.update(state="running", progress={**p, "step": step, "steps": steps},
-                       updated_t=self.ctx.platform_now()).where(TaskRow.id == task.id).execute()
+                       updated_t=self.ctx.platform_now()).where(
+            (TaskRow.id == task.id) & TaskRow.state.in_(ACTIVE)).execute()
 
     def _note(self, task_id: int, step: str, note: str) -> None:
         t = TaskRow.get_by_id(task_id)
@@ -156,14 +174,21 @@ class FlowRunner:
         p["steps"] = {**p["steps"], step: {**p["steps"][step], "note": note}}
         TaskRow.update(progress=p).where(TaskRow.id == task_id).execute()
 
-    def _close_step(self, task: TaskRow, step: str, note: str, then: str | None) -> None:
+    def _close_step(self, task: TaskRow, step: str, note: str, then: str | None, pointer: str | None = None) -> None:
+        """`step` done; the flow goes on to `then`, or is done when there is none. A paused or
+        stopped flow's pointer moves on to `pointer` without entering it (resume starts there)."""
         p = dict(task.progress)
         p["steps"] = {**p["steps"], step: {**p["steps"][step], "state": "done", "t1": self.ctx.real_now(), "note": note}}
-        if then is None and task.state in ACTIVE:
+        if then is None and pointer is None and task.state in ACTIVE:
             TaskRow.update(state="done", progress={**p, "step": None, "finished": step},
-                           updated_t=self.ctx.platform_now()).where(TaskRow.id == task.id).execute()
+                           updated_t=self.ctx.platform_now()).where(
+                (TaskRow.id == task.id) & TaskRow.state.in_(ACTIVE)).execute()
             flow_event(self.ctx, task, "info", f"flow {task.id} done: {summary(task, p)}")
+            journal.flow_audit(task, "done", self.ctx.platform_now(), summary=summary(task, p))
             return
+        if pointer is not None:
+            p["step"] = pointer
+            p["steps"][pointer] = {"state": "running", "t0": self.ctx.real_now(), "note": ""}
         TaskRow.update(progress=p).where(TaskRow.id == task.id).execute()
         if then is not None:
             self._enter(TaskRow.get_by_id(task.id), p, then)
@@ -177,8 +202,9 @@ class FlowRunner:
                 p["steps"] = {**p["steps"], step: {**p["steps"][step], "state": "failed", "t1": self.ctx.real_now(),
                                                    "note": why}}
             TaskRow.update(state="failed", reason=why, progress=p, updated_t=self.ctx.platform_now()).where(
-                TaskRow.id == task.id).execute()
+                (TaskRow.id == task.id) & TaskRow.state.in_(ACTIVE)).execute()
             flow_event(self.ctx, task, "error", f"flow {task.id} failed at {step or 'its start'}: {why}")
+            journal.flow_audit(task, "failed", self.ctx.platform_now(), step=step, why=why)
 
     def set_progress(self, task_id: int, **kw) -> None:
         """Merge figures into the flow's progress (the caller's fenced transaction)."""
@@ -201,16 +227,32 @@ class FlowRunner:
             if hosts is not None:
                 keep = list(dict.fromkeys(i.host or i.name for i in items))[:hosts]
                 items = [i for i in items if (i.host or i.name) in keep]
+            items = items[:CLAIM_MAX]
+            self.claimed = [i.id for i in items]
             for it in items:
                 FlowItemRow.update(state="running", attempts=it.attempts + 1, updated_real=now,
                                    log=item_log(it, step, f"attempt {it.attempts + 1}", now)).where(
                     FlowItemRow.id == it.id).execute()
         if items:
             answers = list(self._pool.map(lambda it: _safe(call, it), items))
-            with self.ctx.fence():
-                for it, a in zip(items, answers):
-                    self._record(it, step, a, retries)
+            try:
+                with self.ctx.fence():
+                    for it, a in zip(items, answers):
+                        self._record(it, step, a, retries)
+            except LeaseLost:
+                raise  # the successor makes the calls again
+            except Exception:
+                self._unclaim(items)  # not left `running` for good: the calls are made again (keyed)
+                raise
         return states(task.id, step)
+
+    def _unclaim(self, items: list[FlowItemRow]) -> None:
+        try:
+            with self.ctx.fence():
+                FlowItemRow.update(state="pending").where(
+                    FlowItemRow.id.in_([i.id for i in items]) & (FlowItemRow.state == "running")).execute()
+        except Exception:  # noqa: BLE001 - the store is away: the next engine's recover() does it
+            log.exception("flow items could not be put back")
 
     def _record(self, it: FlowItemRow, step: str, a: Called, retries: int) -> None:
         real = self.ctx.real_now()

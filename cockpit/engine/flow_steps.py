@@ -9,10 +9,12 @@ from collections import defaultdict
 from dataclasses import asdict
 
 import numpy as np
+from peewee import fn
 
 from cockpit.backends.base import ContainerError, ContainerSpec
 from cockpit.core.addressing import container_name
 from cockpit.core.flow import FlowSpec
+from cockpit.engine import journal
 from cockpit.engine.flow import Called, FlowError, FlowRunner, Outcome, item_log, queue_flow, states
 from cockpit.store.db import bulk_insert, bump_version
 from cockpit.store.models import (
@@ -64,10 +66,17 @@ def quota(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
     pool = services[spec.service].pool
     limit = r.ctx.world.scaling.limits(pool).max
     have = ContainerRow.select().where(ContainerRow.service == spec.service).count()
-    if have + spec.count > limit:
+    # other open expand flows of the service that have not placed their containers yet count too
+    coming = sum(int(sp.get("count", 0)) for tid, sp, prog in TaskRow.select(TaskRow.id, TaskRow.spec, TaskRow.progress)
+                 .where((TaskRow.kind == "expand") & TaskRow.state.in_(("queued", "running", "paused"))
+                        & (TaskRow.id != task.id)).tuples()
+                 if sp.get("service") == spec.service and "placed" not in (prog or {}))
+    if have + coming + spec.count > limit:
         raise FlowError(f"quota: pool {pool} runs at most {limit} containers of {spec.service} (scaling.pools); "
-                        f"it runs {have}, +{spec.count} would make {have + spec.count}")
-    return Outcome(True, f"{have} + {spec.count} within the pool's limit of {limit}")
+                        f"it runs {have}" + (f", open flows add {coming}" if coming else "")
+                        + f", +{spec.count} would make {have + coming + spec.count}")
+    return Outcome(True, f"{have}" + (f" + {coming} coming" if coming else "")
+                   + f" + {spec.count} within the pool's limit of {limit}")
 
 
 def hosts(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
@@ -122,6 +131,7 @@ def _acquire(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> str:
                 orders.append(oid)
                 said.append(f"ordering {p['need_ecs']} ECS hosts (order {oid})")
         r.set_progress(task.id, host_tasks=moves, orders=orders)
+        journal.flow_queued(task, now, moves, orders)
     return "; ".join(said)
 
 
@@ -139,7 +149,9 @@ def init(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
         for it in items:
             s = status.get(it.name)
             if it.state == "pending" and it.not_before_real <= real:
-                HostRow.update(status="pending", init_task=None).where(HostRow.name == it.name).execute()
+                # a host already on the init queue (an ECS host comes pending) is followed, not queued twice
+                HostRow.update(status="pending", init_task=None).where(
+                    (HostRow.name == it.name) & HostRow.status.not_in(("pending", "initialising"))).execute()
                 FlowItemRow.update(state="running", attempts=it.attempts + 1, updated_real=real,
                                    log=item_log(it, "init", f"initialising (attempt {it.attempts + 1})", real)).where(
                     FlowItemRow.id == it.id).execute()
@@ -252,17 +264,29 @@ def deploy(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
         try:
             c = r.ctx.runtime.start(cs)
         except ContainerError as e:
-            return Called(False, {}, str(e), e.transient)
+            return _give_up(it, cs, Called(False, {}, str(e), e.transient))
         res = {"ref": c.ref, "address": c.address, "ports": [list(p) for p in c.ports],
                "said": f"running on {c.host}" + (f" at {c.address}:{c.ports[0][1]}" if c.ports and c.address else "")}
         if r.ctx.ready is not None and c.ports and c.address:
             problem = r.ctx.ready(c.address, c.ports[0][1])
             if problem:
-                return Called(False, {}, problem, transient=True)
+                return _give_up(it, cs, Called(False, {}, problem, transient=True))
         return Called(True, res)
 
+    def _give_up(it: FlowItemRow, cs: ContainerSpec, a: Called) -> Called:
+        """On the last attempt, a container that may have been made is removed (by its name):
+        one that never served must not run on, unknown to the platform, holding its ports."""
+        if a.transient and it.attempts < spec.retries:
+            return a
+        try:
+            r.ctx.runtime.stop(cs.host, cs.name, STOP_GRACE_S)
+            r.ctx.runtime.remove(cs.host, cs.name)
+            return Called(False, {}, f"{a.error} (removed)", a.transient)
+        except ContainerError as e:
+            return Called(False, {}, f"{a.error}; and it could not be removed: {e.message}", a.transient)
+
     st = r.call_items(task, "deploy", call, retries=spec.retries, hosts=spec.batch)
-    _settle_deploy(task.id, r)
+    _settle_deploy(r.claimed, r)
     if st.get("pending") or st.get("running"):
         return Outcome(False, f"{st.get('done', 0)} running, {st.get('pending', 0) + st.get('running', 0)} to go"
                        + (f", {st['failed']} failed" if st.get("failed") else ""))
@@ -276,10 +300,12 @@ def deploy(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
     return Outcome(True, f"{done} running" + (f", {failed} failed" if failed else ""))
 
 
-def _settle_deploy(task_id: int, r: FlowRunner) -> None:
-    """Container rows follow the deploy items: running with where they answer, or gone."""
+def _settle_deploy(items: list[int], r: FlowRunner) -> None:
+    """Container rows follow the deploy items just called: running with where they answer, or gone."""
+    if not items:
+        return
     with r.ctx.fence():
-        for it in FlowItemRow.select().where((FlowItemRow.task == task_id) & (FlowItemRow.step == "deploy")
+        for it in FlowItemRow.select().where(FlowItemRow.id.in_(items) & (FlowItemRow.step == "deploy")
                                              & FlowItemRow.state.in_(("done", "failed"))):
             row = ContainerRow.get_or_none(ContainerRow.name == it.name)
             if row is None or row.state != "starting":
@@ -403,8 +429,9 @@ def deregister(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
 
 def _choose_victims(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> None:
     table, services, rows = _service(spec.service)
-    col = table.column(spec.service)
-    have = table.counts[:, col].copy()
+    running = dict(ContainerRow.select(ContainerRow.host, fn.COUNT(ContainerRow.id)).where(
+        (ContainerRow.service == spec.service) & (ContainerRow.state == "running")).group_by(ContainerRow.host).tuples())
+    have = np.array([running.get(int(i), 0) for i in table.ids], dtype=np.int64)  # starting, stopping: not these
     if spec.idc:
         have[table.idc != spec.idc] = 0
     if int(have.sum()) < spec.count:
@@ -428,9 +455,17 @@ def _choose_victims(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> None:
                           "request": {"host": rows[i]["name"], "name": c.name, "address": c.address, "port": port},
                           "log": [[round(real, 3), "deregister", f"chosen on {rows[i]['name']}"]]})
     with r.ctx.fence():
-        bulk_insert(FlowItemRow, items)
+        # taken only if still running now: another task may have chosen one since they were read
         names = [it["name"] for it in items]
-        ContainerRow.update(state="stopping").where(ContainerRow.name.in_(names)).execute()
+        still = {n for (n,) in ContainerRow.select(ContainerRow.name).where(
+            ContainerRow.name.in_(names or [""]) & (ContainerRow.state == "running")).tuples()}
+        items = [it for it in items if it["name"] in still]
+        if len(items) < spec.count:
+            raise FlowError(f"{spec.service} runs {len(items)} containers that can be stopped in {spec.idc} now; "
+                            f"{spec.count} asked")
+        bulk_insert(FlowItemRow, items)
+        ContainerRow.update(state="stopping").where(ContainerRow.name.in_(sorted(still))
+                                                    & (ContainerRow.state == "running")).execute()
         r.set_progress(task.id, victims=len(items))
         bump_version()
 
@@ -445,18 +480,24 @@ def drain(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
 
 def stop(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
     _move_items(task.id, "deregister", "stop", r)
+    kind = _service(spec.service)[1][spec.service].kind
 
     def call(it: FlowItemRow) -> Called:
         try:
             r.ctx.runtime.stop(it.host, it.name, STOP_GRACE_S)
             r.ctx.runtime.remove(it.host, it.name)
         except ContainerError as e:
-            return Called(False, {}, str(e), e.transient)
+            failed = Called(False, {}, str(e), e.transient)
+            if e.transient and it.attempts < spec.retries:
+                return failed
+            # it runs on: it serves again rather than run out of discovery, unknown to callers
+            back = _undo(r, spec, kind, FlowItemRow(**{**it.__data__, "request": {**it.request, "undo": "restore"}}))
+            return Called(False, {}, f"{e}; {'back in discovery' if back.ok else back.error}", e.transient)
         return Called(True, {"said": f"stopped and removed on {it.host}"})
 
     st = r.call_items(task, "stop", call, retries=spec.retries, hosts=spec.batch)
     with r.ctx.fence():
-        for it in FlowItemRow.select().where((FlowItemRow.task == task.id) & (FlowItemRow.step == "stop")
+        for it in FlowItemRow.select().where(FlowItemRow.id.in_(r.claimed or [0]) & (FlowItemRow.step == "stop")
                                              & FlowItemRow.state.in_(("done", "failed"))):
             if it.state == "done":
                 ContainerRow.delete().where(ContainerRow.name == it.name).execute()
@@ -485,6 +526,7 @@ def return_hosts(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
                     tids.append(TaskRow.insert(kind=kind, state="queued", actor=task.actor, created_t=now,
                                                updated_t=now, real_created=r.ctx.real_now(), spec=body).execute())
             r.set_progress(task.id, return_tasks=tids, returning=empty, releasing=release)
+            journal.flow_queued(task, now, tids)
         if not tids:
             return Outcome(True, "no borrowed or ordered host is empty")
         return Outcome(False, f"returning {len(empty)} hosts, releasing {len(release)}")
@@ -507,12 +549,17 @@ def _spare_hosts(spec: FlowSpec, r: FlowRunner) -> dict[str, str]:
     pool, shared = services[spec.service].pool, r.ctx.world.shared_pool.name
     borrowed = {m.host for m in PoolMoveRow.select(PoolMoveRow.host).where(
         (PoolMoveRow.to_pool == pool) & (PoolMoveRow.from_pool == shared))}
-    ordered = {o for (prog,) in TaskRow.select(TaskRow.progress).where(TaskRow.kind == "expand").tuples()
-               for o in (prog or {}).get("orders", [])}
+    expands = list(TaskRow.select(TaskRow.state, TaskRow.progress).where(TaskRow.kind == "expand").tuples())
+    ordered = {o for _, prog in expands for o in (prog or {}).get("orders", [])}
+    # hosts an open expand flow acquired and has not filled yet are not spare
+    taken = {h for state, prog in expands if state in ("queued", "running", "paused")
+             for h in (prog or {}).get("acquired", [])}
     q = HostRow.select(HostRow.name, HostRow.order, HostRow.charge_type).where(
         (HostRow.pool == pool) & HostRow.released_t.is_null() & ((HostRow.idc == spec.idc) if spec.idc else True))
     out = {}
     for h in q:
+        if h.name in taken:
+            continue
         if h.name in borrowed:
             out[h.name] = "return"
         elif h.order in ordered and h.charge_type == "payg":
@@ -534,3 +581,91 @@ STEPS = {
     "deploy": deploy, "dependencies": dependencies, "discovery": discovery,
     "deregister": deregister, "drain": drain, "stop": stop, "return_hosts": return_hosts,
 }
+
+
+# --- a flow that ended half-way ---------------------------------------------------------------------
+
+
+def settle(task: TaskRow, r: FlowRunner) -> bool:
+    """What a stopped or failed flow left is made whole, once: containers it started that are not
+    serving (not in discovery) are stopped and removed; containers it took out of discovery but did
+    not stop go back into it and count as running again. Nothing else of the flow goes on."""
+    spec = FlowSpec.parse(task.spec)
+    if "undo_marked" not in task.progress:
+        _mark_undo(task, r)
+        return True
+    kind = _service(spec.service)[1][spec.service].kind
+    st = r.call_items(task, "undo", lambda it: _undo(r, spec, kind, it), retries=spec.retries)
+    ended = not (st.get("pending") or st.get("running"))
+    unknown = []
+    with r.ctx.fence():
+        mine = (FlowItemRow.task == task.id) if ended else FlowItemRow.id.in_(r.claimed or [0])
+        for it in FlowItemRow.select().where(mine & (FlowItemRow.step == "undo")
+                                             & FlowItemRow.state.in_(("done", "failed"))):
+            if it.request.get("undo") == "restore":
+                if it.state == "done":
+                    ContainerRow.update(state="running").where(ContainerRow.name == it.name).execute()
+            elif it.state == "done" or ended:
+                # one its engine never answered for: not counted as running (it never served); said below
+                ContainerRow.delete().where(ContainerRow.name == it.name).execute()
+                if it.state == "failed":
+                    unknown.append(f"{it.name} on {it.host}")
+        bump_version()
+    if not ended:
+        return bool(r.claimed)
+    removed = FlowItemRow.select().where((FlowItemRow.task == task.id) & (FlowItemRow.step == "undo")
+                                         & (FlowItemRow.state == "done")).count()
+    note = (f"{removed} containers made whole (not serving ones removed, deregistered ones restored)"
+            + (f"; {st['failed']} could not be: see their logs" if st.get("failed") else "")
+            + (f"; their engines did not answer, check for {', '.join(unknown[:5])}" if unknown else ""))
+    with r.ctx.fence():
+        r.set_progress(task.id, settled=note)
+        from cockpit.engine.flow import flow_event
+
+        flow_event(r.ctx, task, "warn" if st.get("failed") else "info", f"flow {task.id} {task.state}: {note}")
+    return True
+
+
+def _mark_undo(task: TaskRow, r: FlowRunner) -> None:
+    """The items to make whole, moved to the step `undo` (with what to do) in one transaction."""
+    with r.ctx.fence():
+        items = FlowItemRow.select().where((FlowItemRow.task == task.id) & (FlowItemRow.kind == "container"))
+        real = r.ctx.real_now()
+        for it in items:
+            if task.kind == "expand" and not (it.step == "discovery" and it.state == "done"):
+                what = "remove"  # started (or maybe started) but not serving
+            elif task.kind == "shrink" and (it.step == "deregister" or (it.step == "stop" and it.state != "done")):
+                what = "restore"  # out of discovery (or about to be), still running
+            else:
+                continue
+            FlowItemRow.update(step="undo", state="pending", attempts=0, not_before_real=0.0, updated_real=real,
+                               request={**it.request, "undo": what, "called": it.attempts > 0 or it.state == "done",
+                                        "address": it.request.get("address")
+                                        or it.result.get("address"), "port": it.request.get("port")
+                                        or (it.result.get("ports") or [[0, 0]])[0][1]},
+                               log=item_log(it, "undo", f"the flow {task.state}: to {what}", real)).where(
+                FlowItemRow.id == it.id).execute()
+        r.set_progress(task.id, undo_marked=True)
+
+
+def _undo(r: FlowRunner, spec: FlowSpec, kind: str, it: FlowItemRow) -> Called:
+    from cockpit.backends.discovery import DiscoveryError, Member, RpcInstance
+
+    req = it.request
+    try:
+        if req["undo"] == "remove":
+            if not req.get("called"):
+                return Called(True, {"said": "never started: nothing to remove"})
+            r.ctx.runtime.stop(it.host, it.name, STOP_GRACE_S)
+            r.ctx.runtime.remove(it.host, it.name)
+            return Called(True, {"said": f"removed from {it.host} (it was not serving)"})
+        if kind == "http" and req.get("address") and req.get("port"):
+            r.ctx.discovery.set_member(spec.service, Member(req["address"], int(req["port"])))
+        elif kind == "rpc" and req.get("address") and req.get("port"):
+            r.ctx.discovery.register(RpcInstance(spec.service, spec.idc or "", it.name, req["address"],
+                                                 int(req["port"]), (f"idc:{spec.idc}",)))
+    except ContainerError as e:
+        return Called(False, {}, str(e), e.transient)
+    except DiscoveryError as e:
+        return Called(False, {}, str(e), e.transient)
+    return Called(True, {"said": "back in discovery, running"})

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from cockpit.backends.base import CloudError, ContainerError
+from cockpit.backends.discovery import DiscoveryError
 from cockpit.core.ecs_queue import Kind, classify
 from cockpit.store.db import bulk_insert
 from cockpit.store.models import CallRow
@@ -104,7 +105,7 @@ def perform(calls: list[Call], handlers: dict[str, Handler]) -> list[Answer]:
 def _make(call: Call, handlers: dict[str, Handler]) -> Answer:
     try:
         return Answer(call, handlers[call.kind](call.request) or {})
-    except ContainerError as e:
+    except (ContainerError, DiscoveryError) as e:
         return Answer(call, None, str(e), e.transient)
     except CloudError as e:
         return Answer(call, None, f"{e.code}: {e.message}", classify(e.code, e.http_status) in (Kind.THROTTLE, Kind.TRANSIENT))
