@@ -44,6 +44,11 @@ class Session:
             from cockpit.store.models import HostRow
 
             b = self.cfg.backends
+            from cockpit.backends.factory import BackendError, real_platform_problem
+
+            problem = real_platform_problem(b, self.world)
+            if problem:
+                raise BackendError(problem)
             known = [(h.instance_id, h.zone, h.charge_type) for h in HostRow.select().where(
                 HostRow.instance_id.is_null(False) & HostRow.released_t.is_null())]
             cloud_cfg = b.get("cloud", {})
@@ -56,6 +61,7 @@ class Session:
                 registry_settings=b.get("registry", {}), autoscaling=self.cfg.autoscale,
                 runtime=make_runtime(b.get("runtime", {})), discovery=make_discovery(b.get("discovery", {})),
                 ready_checks=b.get("runtime", {}).get("kind", "sim") != "sim", front=make_front(b.get("front", {})),
+                manager_ttl_s=float(b.get("discovery", {}).get("lock_ttl_s", 4.0)),
             )
         return self.engine
 

@@ -199,10 +199,11 @@ def make_discovery(settings: dict):
         return None
     from cockpit.backends.discovery_open import open_discovery
 
-    try:
-        return open_discovery(settings)
+    try:  # the lock's TTL is the engine's, not the store's
+        return open_discovery({k: v for k, v in settings.items() if k != "lock_ttl_s"})
     except ValueError as e:
-        raise BackendError(f"backends.discovery: {e}") from None
+        text = str(e)
+        raise BackendError(f"backends.{text}" if text.startswith("discovery.") else f"backends.discovery: {text}") from None
 
 
 def make_front(settings: dict):
@@ -215,3 +216,20 @@ def make_front(settings: dict):
         return NginxFront.from_settings(settings)
     except ValueError as e:
         raise BackendError(str(e)) from None
+
+
+def real_platform_problem(backends: dict, world: World) -> str | None:
+    """What would make a real platform's engine act on the wrong thing: runtime hosts the world
+    does not have (their containers would go nowhere), a real runtime with the simulated discovery
+    store (the flows would say containers are in upstreams that no front door reads)."""
+    runtime = backends.get("runtime", {})
+    if runtime.get("kind", "sim") == "sim":
+        return None
+    names = {f"{g.name}-{i:04d}" for g in world.host_groups for i in range(1, g.count + 1)}
+    for host in sorted(runtime.get("hosts", {})):
+        if host not in names:
+            return f"backends.runtime.hosts.{host}: the world has no such host (its hosts are named like {min(names)})"
+    if backends.get("discovery", {}).get("kind", "sim") == "sim":
+        return ("backends.discovery: a real container runtime needs a real discovery store (etcd or consul): "
+                "the simulated one would list containers in upstreams no front door reads")
+    return None

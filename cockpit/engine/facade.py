@@ -206,7 +206,10 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         clock = clock or self.clock()
         age = db_now(self.db) - clock.real_t  # both the database's clock: hosts' clocks may differ
         stale = age if age > max(3 * self.cfg.tick_s, 3.0) else None
-        error = self.engine.last_error if self.engine is not None else None
+        error = None
+        if self.engine is not None:  # the engine's own trouble first, then its flows' (a discovery store away)
+            flows = self.engine.flows
+            error = self.engine.last_error or (flows.last_error if flows is not None else None)
         if self.engine is not None and self.engine.active:
             return EngineView("active", None, stale, error)
         holder = current_holder()

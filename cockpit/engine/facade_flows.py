@@ -83,6 +83,22 @@ def flow_view(t: TaskRow, items: dict[str, int]) -> FlowView:
                     t.actor, p.get("step"), tuple(steps), items, t.reason, spec.get("parent"))
 
 
+def _descendants(flow: int) -> list[int]:
+    """The flows a flow's dependencies step queued, and theirs, in id order."""
+    children: dict[int, list[int]] = {}
+    for tid, spec in TaskRow.select(TaskRow.id, TaskRow.spec).where(TaskRow.kind == "expand").tuples():
+        parent = (spec or {}).get("parent")
+        if parent is not None:
+            children.setdefault(parent, []).append(tid)
+    out, todo = [], [flow]
+    while todo:
+        for k in children.get(todo.pop(), []):
+            if k not in out:
+                out.append(k)
+                todo.append(k)
+    return sorted(out)
+
+
 class FlowsFacade:
     def flows(self, limit: int = MAX_FLOWS) -> list[FlowView]:
         """The newest flows first (open ones always)."""
@@ -147,7 +163,11 @@ class FlowsFacade:
                 (TaskRow.id == flow) & TaskRow.state.in_(allowed)).execute()
             if not n:
                 raise ValueError(f"flow {flow} is {TaskRow.get_by_id(flow).state}")
-            return f"flow {flow} {said}"
+            # the dependency flows it queued go with it (an SRE stopping a flow means all of it)
+            kids = [k for k in _descendants(flow) if TaskRow.update(
+                state=to, reason=f"{said} with flow {flow} by {self.cfg.user}" if to == "cancelled" else None).where(
+                (TaskRow.id == k) & TaskRow.state.in_(allowed)).execute()]
+            return f"flow {flow} {said}" + (f", with its dependency flows {', '.join(map(str, kids))}" if kids else "")
 
         return self._act(action, f"flow {flow}", {"flow": flow}, do)
 

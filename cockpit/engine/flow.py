@@ -12,7 +12,6 @@ before its call until its answer is recorded, so an engine that dies in between 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +66,7 @@ class FlowCtx:
     runtime: object  # backends.base.ContainerRuntime
     discovery: object  # backends.discovery.Discovery
     ready: Callable[[str, int], str | None] | None = None  # a real container answers? None when yes
-    stop: threading.Event | None = None
+    front: object | None = None  # the front door (nginx) that follows discovery, if any
 
 
 def item_log(item: FlowItemRow, step: str, text: str, real: float) -> list:

@@ -54,7 +54,7 @@ class FlowJobs:
             self.discovery = SimDiscovery()
             fill_discovery(self.discovery)
         ctx = FlowCtx(self.world, self.lease.fenced, self.platform_now, self.real_clock, self.runtime, self.discovery,
-                      ready=http_ready if self.ready_checks else None)
+                      ready=http_ready if self.ready_checks else None, front=self.front)
         idcs = sorted({i.name for i in self.world.idcs})
         self.managers = Managers(self.discovery, idcs, self.lease.id, ttl_s=self.manager_ttl_s)
         self.flows = FlowLoop(self.db, FlowRunner(ctx), self.managers)

@@ -23,7 +23,8 @@ from cockpit.store.models import (
 
 FINAL = ("done", "failed", "cancelled")
 IMAGE_WAIT_S = 600.0  # real seconds an image may take to reach an IDC's registry
-STOP_GRACE_S = 3.0  # after deregistering and draining, a container has nothing left to finish
+STOP_GRACE_S = 3.0
+FRONT_WAIT_S = 30.0  # how long the front door may lag behind discovery before a shrink gives up  # after deregistering and draining, a container has nothing left to finish
 
 
 def _service(name: str):
@@ -471,11 +472,25 @@ def _choose_victims(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> None:
 
 
 def drain(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
-    """Requests already sent to the leaving containers finish before they stop."""
-    left = task.progress.get("deregistered_real", 0.0) + spec.drain_s - r.ctx.real_now()
-    if left > 0:
-        return Outcome(False, f"draining: {left:.1f} s left")
-    return Outcome(True, f"drained for {spec.drain_s:g} s")
+    """Requests already sent to the leaving containers finish before they stop; with a front door,
+    it must have dropped them first (it follows discovery, and may lag or be away)."""
+    since = r.ctx.real_now() - task.progress.get("deregistered_real", 0.0)
+    if since < spec.drain_s:
+        return Outcome(False, f"draining: {spec.drain_s - since:.1f} s left")
+    if r.ctx.front is not None:
+        leaving = {f"{i.request.get('address')}:{i.request.get('port')}" for i in FlowItemRow.select().where(
+            (FlowItemRow.task == task.id) & (FlowItemRow.step == "deregister") & (FlowItemRow.state == "done"))}
+        try:
+            still = leaving & {m.key for m in r.ctx.front.members(spec.service)}
+            why = f"{len(still)} still in nginx's upstreams"
+        except Exception as e:  # noqa: BLE001 - the front door's own error, in words
+            still, why = leaving, f"nginx does not say its upstreams ({e})"
+        if still:
+            if since < spec.drain_s + FRONT_WAIT_S:
+                return Outcome(False, f"draining: {why}")
+            raise FlowError(f"{why} {FRONT_WAIT_S:g} s after they left discovery: not stopped (they serve); "
+                            "check the front door (`cockpit lab status`, nginx's error log)")
+    return Outcome(True, f"drained for {spec.drain_s:g} s" + (", gone from nginx" if r.ctx.front is not None else ""))
 
 
 def stop(task: TaskRow, spec: FlowSpec, r: FlowRunner) -> Outcome:
