@@ -57,7 +57,10 @@ class FlowJobs:
                       ready=http_ready if self.ready_checks else None, front=self.front)
         idcs = sorted({i.name for i in self.world.idcs})
         self.managers = Managers(self.discovery, idcs, self.lease.id, ttl_s=self.manager_ttl_s)
-        self.flows = FlowLoop(self.db, FlowRunner(ctx), self.managers)
+        from cockpit.engine.dead_hosts import DeadHosts
+
+        dead = DeadHosts(self.discovery, {s.name: s.kind for s in self.world.services})
+        self.flows = FlowLoop(self.db, FlowRunner(ctx), self.managers, dead_hosts=dead)
         self.flows.start()
         self._start_front()
 

@@ -69,12 +69,13 @@ class FlowLoop(Background):
 
     THREAD = "flows"
 
-    def __init__(self, db, runner, managers: Managers, every_s: float = 0.2):
+    def __init__(self, db, runner, managers: Managers, every_s: float = 0.2, dead_hosts=None):
         super().__init__()
         self.db = db
         self.runner = runner
         self.managers = managers
         self.every_s = every_s
+        self.dead_hosts = dead_hosts  # hosts that went down, followed in discovery
         self.last_error: str | None = None
 
     def _before_start(self) -> None:
@@ -87,6 +88,8 @@ class FlowLoop(Background):
                 held = self.managers.step()
                 if held:
                     moved = self.runner.run(held)
+                if self.dead_hosts is not None:
+                    self.dead_hosts.step()
                 self.last_error = self.managers.error
             except LeaseLost:  # the engine's heartbeat sees it too and stands the engine by
                 break
