@@ -197,7 +197,7 @@ async def run_world(world_path: Path, home: Path) -> dict:
     from cockpit.store.models import HostRow
 
     w = world_mod.load(world_path)
-    cfg = Config(world=str(world_path), db=str(home / f"{w.name}.db"), user="bench", speed=SPEED)
+    cfg = Config(world=str(world_path), db=str(home / f"{w.name}.db"), speed=SPEED)
     s = open_session(cfg, world=w)
     n_hosts = HostRow.select().where(HostRow.released_t.is_null()).count()
     ticks: list[float] = []

@@ -20,6 +20,7 @@ from cockpit import cli_args as arg
 from cockpit import config as config_mod
 from cockpit.backends.factory import BackendError
 from cockpit.config import ROLES, Config, ConfigError
+from cockpit.identity import IdentityError
 from cockpit.store.db import StoreError, data_dir
 from cockpit.world import WorldError
 from cockpit.yamlcheck import ProblemsError
@@ -56,8 +57,9 @@ def parser() -> argparse.ArgumentParser:
     _common(p, suppress=False)
     _run_opts(p, suppress=False)
     p.add_argument("--readonly", action="store_true", default=None, help="disable every action")
-    p.add_argument("--role", choices=ROLES, default=None, help="your role (default: from the config, else operator)")
-    p.add_argument("--user", type=arg.user, default=None, help="the name the audit log records (default: $USER)")
+    p.add_argument("--role", choices=ROLES, default=None,
+                   help="a lower role for this run than the role mapping gives you (never a higher one)")
+    p.add_argument("--user", type=arg.no_user, help=argparse.SUPPRESS)  # gone: said so, rather than "invalid choice"
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=arg.SubParser)
 
     c = sub.add_parser("check", help="validate a world file: a summary, or one line per problem (exit 2)")
@@ -111,6 +113,14 @@ def parser() -> argparse.ArgumentParser:
     from cockpit import cli_flow
 
     cli_flow.add_parser(sub)
+
+    from cockpit import cli_audit
+
+    cli_audit.add_parser(sub)
+
+    from cockpit import cli_web
+
+    cli_web.add_parser(sub)
 
     st = sub.add_parser("store", help="the store: check that it is whole, or upgrade its schema")
     _common(st, suppress=True)
@@ -203,6 +213,10 @@ def conflicts(args: argparse.Namespace) -> str | None:
     """What argparse cannot see: options that make no sense together. A line for the error."""
     if args.command == "plan" and args.weights and not (args.strategy == "custom" or args.compare):
         return "argument --weights: only with --strategy custom or --compare"
+    if args.command == "web":
+        from cockpit.cli_web import conflict
+
+        return conflict(args)
     if args.command == "move":
         if args.host and (args.from_pool or args.idc or args.count):
             return "argument --host: not allowed with --from, --idc or --count"
@@ -213,12 +227,15 @@ def conflicts(args: argparse.Namespace) -> str | None:
 
 def settings(args: argparse.Namespace) -> Config:
     cfg = config_mod.load(getattr(args, "config", None))
-    for key in ("world", "db", "speed", "role", "user"):
+    for key in ("world", "db", "speed"):
         value = getattr(args, key, None)
         if value is not None:
             setattr(cfg, key, value)
+    if getattr(args, "role", None) is not None:
+        cfg.asked_role, cfg.asked_by = args.role, "--role"
     if getattr(args, "readonly", None):
         cfg.readonly = True
+    cfg.identity  # noqa: B018 - settled now: an unsafe role mapping or a role asked above it is one line, exit 2
     return cfg
 
 
@@ -267,10 +284,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from cockpit.cli_flow import run as run_flow
 
             return run_flow(args, cfg)
+        if args.command == "audit":
+            from cockpit.cli_audit import run as run_audit
+
+            return run_audit(args, cfg)
         if args.command == "store":
             from cockpit.cli_store import run as run_store
 
             return run_store(args, cfg)
+        if args.command == "web":
+            from cockpit.cli_web import run as run_web
+
+            return run_web(args, cfg)
         return cmd_tui(args, cfg)
     except (WorldError, ConfigError, ProblemsError) as e:  # one line per problem (a trace file's too); `check` prints them as FILE:LINE: ...
         prefix = "" if args.command == "check" else "cockpit: "
@@ -278,6 +303,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except (StoreError, CliError, BackendError) as e:
         print(f"cockpit: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except IdentityError as e:  # who you are or what you may do: an unsafe role mapping, a role asked too high
+        print(f"cockpit: {arg.one_line(str(e))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except (pw.PeeweeException, sqlite3.Error) as e:  # the store failed us half-way: one line, not a traceback
         from cockpit.store.db import describe
@@ -427,6 +455,15 @@ def _log_to_file() -> None:
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
 
 
+def _real_platform_check(cfg: Config, world) -> None:
+    """Before any screen: a real runtime the world does not match is one line, exit 2."""
+    from cockpit.backends.factory import BackendError, real_platform_problem
+
+    problem = real_platform_problem(cfg.backends, world)
+    if problem:
+        raise BackendError(problem)
+
+
 def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session, seed_in_background
 
@@ -447,6 +484,7 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     s = open_session(cfg, reset=bool(args.reset), world=world)
     _say_forgotten(s)
     try:
+        _real_platform_check(cfg, s.world)
         app = create_app(s.cockpit, cfg, s.make_engine)
         app.run()
         code = app.return_code or 0  # 1 when the app ended on an error

@@ -125,9 +125,18 @@ def image(text: str) -> str:
 
 
 def user(text: str) -> str:
+    """A user's name as the audit log has it (`audit list --user`)."""
     if not (0 < len(text) <= 64 and text.isprintable() and text == text.strip()):
         raise argparse.ArgumentTypeError(f"expected a user name (1 to 64 printable characters), got {shown(text)}")
     return text
+
+
+def no_user(text: str) -> str:
+    """The old `cockpit --user`: who you are is no longer chosen."""
+    from cockpit.identity import os_user
+
+    raise argparse.ArgumentTypeError(f"no longer taken: you are the operating system's user ({os_user().name}); "
+                                     "roles come from the role mapping")
 
 
 def path(text: str) -> str:

@@ -1,4 +1,5 @@
-"""Settings: where the world and the store are, who the user is, keys, and each concern's backend.
+"""Settings: where the world and the store are, keys, and each concern's backend; and who the user
+is, which no setting chooses (cockpit/identity.py: the OS user, the role from a root-owned mapping).
 
 Precedence: command line, then the config file (--config, $COCKPIT_CONFIG, or
 ~/.config/cockpit/config.yaml), then defaults. Secrets are referenced, never stored here.
@@ -6,7 +7,6 @@ Precedence: command line, then the config file (--config, $COCKPIT_CONFIG, or
 
 from __future__ import annotations
 
-import getpass
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,10 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from cockpit import yamlcheck
+from cockpit.identity import ROLES, Identity, resolve
 from cockpit.yamlcheck import Problem, ProblemsError
 
 SCHEMA_PATH = Path(__file__).with_name("config.schema.json")
-ROLES = ("viewer", "operator", "admin")
+__all__ = ["ROLES", "Config", "ConfigError", "load", "check_keys"]
 
 
 class ConfigError(ProblemsError):
@@ -34,8 +35,9 @@ class Config:
     world: str | None = None  # None: the demo world
     db: str | None = None  # None: <data dir>/<world name>.db
     readonly: bool = False
-    user: str = field(default_factory=lambda: _default_user())
-    role: str = "operator"
+    asked_role: str | None = None  # --role or the file's `role`: lowers the mapping's role, never raises it
+    asked_by: str = "--role"  # which of the two asked, for the message when it asks too much
+    roles_file: str | None = None  # the file's `roles_file`, else $COCKPIT_ROLES, else /etc/cockpit/roles.yaml
     speed: float | None = None  # None: keep the store's clock speed
     tick_s: float = 1.0
     theme: str = "textual-dark"
@@ -44,13 +46,30 @@ class Config:
     expiry_warn_days: int = 7
     autoscale: bool = True  # the engine evaluates the autoscaling rules
     source: str | None = None  # the config file read, if any
+    _identity: Identity | None = field(default=None, init=False, repr=False, compare=False)
 
+    @property
+    def identity(self) -> Identity:
+        """Who runs this Cockpit and with which role; settled on first use. IdentityError says
+        why it cannot be (an unsafe mapping file, a role asked for above the mapping's)."""
+        if self._identity is None:
+            self._identity = resolve(self.asked_role, self.asked_by, self.roles_file)
+        return self._identity
 
-def _default_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    @property
+    def user(self) -> str:
+        """The operating system's user of this process: what the audit log and tasks name."""
+        return self.identity.user
+
+    @property
+    def role(self) -> str:
+        return self.identity.role
+
+    @role.setter
+    def role(self, value: str) -> None:
+        """Ask for another role: at most the mapping's (the mapping is read again)."""
+        self._identity = resolve(value, self.asked_by, self.roles_file)
+        self.asked_role = value
 
 
 def default_path() -> Path:
@@ -77,7 +96,16 @@ def load(path: str | None = None) -> Config:
     if "db" in d:
         db = d["db"]
         cfg.db = db if "://" in db else str((base / os.path.expanduser(db)).resolve())
-    for key in ("readonly", "user", "role", "speed", "tick_s", "theme", "expiry_warn_days", "autoscale"):
+    if "user" in d:  # files written for an older Cockpit: say why, rather than "unknown key"
+        from cockpit.identity import os_user
+
+        raise ConfigError([doc.problem(("user",), f"no longer read: you are the operating system's user "
+                                                 f"({os_user().name}); roles come from the role mapping")])
+    if "role" in d:
+        cfg.asked_role, cfg.asked_by = d["role"], f"{file}: role"
+    if "roles_file" in d:
+        cfg.roles_file = str((base / os.path.expanduser(d["roles_file"])).resolve())
+    for key in ("readonly", "speed", "tick_s", "theme", "expiry_warn_days", "autoscale"):
         if key in d:
             setattr(cfg, key, d[key])
     cfg.keys = dict(d.get("keys", {}))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pytest
 from cockpit import world
 from cockpit.config import Config
 from cockpit.engine.seed import ensure_seeded
+from cockpit.identity import os_user
 from cockpit.session import open_session
 from cockpit.store.db import open_store
 
@@ -22,6 +24,32 @@ def isolated_home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.delenv("COCKPIT_CONFIG", raising=False)
+
+
+class Roles:
+    """The role mapping the tests run under: a file of their own ($COCKPIT_ROLES), never the
+    machine's. The tests run as root, so the file is root's, as a real mapping must be."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def write(self, text: str) -> Path:
+        self.path.write_text(text)
+        os.chmod(self.path, 0o644)  # whatever the umask: group and others may not write it
+        return self.path
+
+    def grant(self, role: str, user: str | None = None) -> Path:
+        """`user` (this process's by default) gets `role`."""
+        return self.write(f"users: {{{user or os_user().name}: {role}}}\n")
+
+
+@pytest.fixture(autouse=True)
+def roles(tmp_path, monkeypatch) -> Roles:
+    """Who the tests are: this process's OS user, an operator (tests of admin actions grant admin)."""
+    r = Roles(tmp_path / "roles.yaml")
+    r.grant("operator")
+    monkeypatch.setenv("COCKPIT_ROLES", str(r.path))
+    return r
 
 
 @pytest.fixture(scope="session")
@@ -48,9 +76,10 @@ def demo_db(tmp_path, seeded_template) -> str:
 
 
 def make_cfg(db: str, **kw) -> Config:
-    # The engine's autoscaler changes the platform on its own: tests of other things keep it off.
-    return Config(db=db, user=kw.pop("user", "sre"), tick_s=kw.pop("tick_s", 0.2), autoscale=kw.pop("autoscale", False),
-                  **kw)
+    """A config for this process's OS user, with the role the mapping gives (`role=` asks for a
+    lower one). The engine's autoscaler changes the platform on its own: tests of other things keep it off."""
+    role = kw.pop("role", None)
+    return Config(db=db, asked_role=role, tick_s=kw.pop("tick_s", 0.2), autoscale=kw.pop("autoscale", False), **kw)
 
 
 @pytest.fixture

@@ -16,13 +16,14 @@ from pathlib import Path
 import pytest
 
 from cockpit.cli import main
+from cockpit.identity import os_user
 from cockpit.session import open_session
 from cockpit.store.models import AuditRow, TaskRow
 from tests.conftest import make_cfg
 
 
 def flow(db: str, *args: str) -> list[str]:
-    return ["--user", "sre", "flow", *args, "--db", db]
+    return ["flow", *args, "--db", db]
 
 
 def out_json(capsys):
@@ -65,7 +66,7 @@ def test_start_with_yes_queues_it_and_says_no_engine_moves_it_yet(demo_db, capsy
     assert main(flow(demo_db, "list", "--json")) == 0
     (f,) = out_json(capsys)
     assert {k: f[k] for k in ("id", "kind", "service", "count", "idc", "state", "actor")} == \
-        {"id": 1, "kind": "shrink", "service": "feed", "count": 2, "idc": "aliyun", "state": "queued", "actor": "sre"}
+        {"id": 1, "kind": "shrink", "service": "feed", "count": 2, "idc": "aliyun", "state": "queued", "actor": os_user().name}
     assert [x["name"] for x in f["steps"]] == ["deregister", "drain", "stop", "return_hosts"]
     assert f["created"].startswith("2026-11-26T11:50")  # the platform's clock, in the world's zone
     assert main(flow(demo_db, "show", "1", "--json")) == 0
@@ -89,7 +90,7 @@ def test_pause_resume_and_stop_each_change_the_flows_state(demo_db, capsys):
     assert state(demo_db, 1) == "paused"
     assert main(flow(demo_db, "show", "1")) == 0
     assert capsys.readouterr().out.splitlines()[0] == \
-        "flow 1: expand user +2 in tucheng, paused at 0/9 not started (by sre, created Thu 26 Nov 11:50:00)"
+        f"flow 1: expand user +2 in tucheng, paused at 0/9 not started (by {os_user().name}, created Thu 26 Nov 11:50:00)"
     assert main(flow(demo_db, "resume", "1")) == 0
     assert capsys.readouterr().out.strip() == "flow 1 resumed"
     assert main(flow(demo_db, "stop", "1")) == 2  # it changes the platform: asked, and no terminal to ask
@@ -102,7 +103,7 @@ def test_pause_resume_and_stop_each_change_the_flows_state(demo_db, capsys):
     assert state(demo_db, 1) == "cancelled"
     assert main(flow(demo_db, "show", "1")) == 0
     text = capsys.readouterr().out
-    assert "why: stopped by sre" in text and "# no hosts or containers yet" in text
+    assert f"why: stopped by {os_user().name}" in text and "# no hosts or containers yet" in text
 
 
 def test_read_only_refuses_start_and_stop_and_the_audit_has_it(demo_db, capsys):
@@ -192,7 +193,7 @@ def test_a_flow_started_from_the_command_line_runs_on_the_engine_to_the_end(demo
         assert all(i["log"][-1]["text"] == "registered in yongfeng" for i in shown["items"])
         assert main(flow(demo_db, "show", "1")) == 0
         text = capsys.readouterr().out
-        assert text.startswith("flow 1: expand relation +2 in yongfeng, done, 9/9 steps (by sre")
+        assert text.startswith(f"flow 1: expand relation +2 in yongfeng, done, 9/9 steps (by {os_user().name}")
         assert "service discovery      done" in text and "# 2 hosts and containers: 2 done" in text
     finally:
         engine.send_signal(signal.SIGTERM)

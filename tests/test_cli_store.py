@@ -83,7 +83,7 @@ def test_reset_names_the_cloud_instances_it_forgets(demo_db):
     db = open_store(demo_db)
     _ecs_hosts_of_a_finished_order(3)
     db.close()
-    s = open_session(Config(db=demo_db, user="sre"), reset=True)
+    s = open_session(Config(db=demo_db), reset=True)
     try:
         assert s.forgotten == ["i-order7-0001", "i-order7-0002", "i-order7-0003"]
         assert HostRow.select().where(HostRow.order == 7).count() == 0

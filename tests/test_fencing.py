@@ -80,7 +80,7 @@ def _preview(engine: Engine, db):
     from cockpit.config import Config
     from cockpit.engine.facade import Cockpit
 
-    c = Cockpit(Config(user="sre"), engine.world, db)
+    c = Cockpit(Config(), engine.world, db)
     p = c.preview(c.whatif(target="feed", count=5))
     assert c.apply_plan(p).ok
     return p

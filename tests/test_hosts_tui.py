@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cockpit.engine import journal
+from cockpit.identity import os_user
 from cockpit.screens.costs import CostsScreen
 from cockpit.screens.ecs import EcsScreen
 from cockpit.screens.hosts import SORTS, HostsScreen
@@ -185,7 +186,7 @@ async def test_the_describe_pane_shows_a_pool_move_and_opens_from_the_moves_tab(
         await pilot.press("enter")
         await until(pilot, lambda: "History (1" in screen_text(app))
         text = screen_text(app)
-        assert "tc-card-old-0007" in text and "pool card-web → shared (give back, by sre" in text
+        assert "tc-card-old-0007" in text and f"pool card-web → shared (give back, by {os_user().name}" in text
         assert "pool shared" in text
     s.close()
 

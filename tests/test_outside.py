@@ -119,11 +119,12 @@ class Probe:
         return call
 
 
-def test_no_write_lock_is_held_while_engines_and_the_cloud_are_called(session, demo_db):
+def test_no_write_lock_is_held_while_engines_and_the_cloud_are_called(session, demo_db, roles):
     runtime = Probe(SimContainers(), demo_db)
     cloud = Probe(SimCloud(SimCloudModel.from_world(session.world)), demo_db)
     e, _ = engine_for(session, runtime=runtime, cloud=cloud)
     scale(session, count=4)
+    roles.grant("admin")
     session.cockpit.cfg.role = "admin"
     assert session.cockpit.release_hosts(["ali-feed-0001"]).ok
     assert session.cockpit.renew_hosts(["ali-shared-0001"], 1).ok
@@ -174,10 +175,11 @@ def test_a_renewal_made_again_after_a_crash_is_not_paid_twice(session):
     b.stop()
 
 
-def test_a_release_made_again_after_a_crash_counts_the_deleted_instance_as_gone(session):
+def test_a_release_made_again_after_a_crash_counts_the_deleted_instance_as_gone(session, roles):
     model = SimCloudModel.from_world(session.world)
     cloud = SimCloud(model)
     a, real = engine_for(session, cloud=cloud)
+    roles.grant("admin")
     session.cockpit.cfg.role = "admin"
     assert session.cockpit.release_hosts(["ali-feed-0001"]).ok
     task = TaskRow.get().id
@@ -258,7 +260,7 @@ def test_scale_in_of_more_than_runs_is_refused_whole(session):
     e.stop()
 
 
-def test_the_engine_scales_moves_and_releases_on_both_databases(demo_url, demo_world):
+def test_the_engine_scales_moves_and_releases_on_both_databases(demo_url, demo_world, roles):
     from cockpit.config import Config
     from cockpit.engine.facade import Cockpit
     from cockpit.store.db import open_store
@@ -268,7 +270,8 @@ def test_the_engine_scales_moves_and_releases_on_both_databases(demo_url, demo_w
     cloud = SimCloud(SimCloudModel.from_world(demo_world))
     e = Engine(db, demo_world, real_clock=real, cloud=cloud)
     assert e.step_lease()
-    c = Cockpit(Config(user="sre", role="admin"), demo_world, db)
+    roles.grant("admin")
+    c = Cockpit(Config(), demo_world, db)
     before = ContainerRow.select().count()
     assert c.apply_plan(c.preview(c.whatif(target="feed", count=5, idc="tucheng"))).ok
     assert c.move_hosts(to_pool="shared", from_pool="feed-web", idc="yongfeng", count=2).ok

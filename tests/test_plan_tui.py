@@ -13,6 +13,7 @@ from textual import events
 from textual.keys import _character_to_key, _get_unicode_name_from_key
 from textual.widgets import Input, TabbedContent
 
+from cockpit.identity import os_user
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.plan import PlanScreen
 from cockpit.store.models import AuditRow, ContainerRow, TaskRow
@@ -310,7 +311,7 @@ async def test_apply_asks_then_the_engine_starts_the_containers(demo_db):
         assert ContainerRow.select().count() == before + planned
         assert TaskRow.get_by_id(1).state == "done"
         audit = AuditRow.get(AuditRow.action == "plan.apply")
-        assert audit.outcome == "done" and audit.user == "sre"
+        assert audit.outcome == "done" and audit.user == os_user().name
         await pilot.press("colon", *"dashboard", "enter")
         await until(pilot, lambda: f"{before + planned:,} ctrs" in screen_text(app))
     s.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from cockpit.engine.registries import manifest_row, world_manifest
+from cockpit.identity import os_user
 from cockpit.screens.registry import RegistryScreen
 from cockpit.store.models import (
     AuditRow,
@@ -198,7 +199,7 @@ async def test_a_replication_started_from_the_view_runs_on_the_engine_to_the_end
         await until(pilot, lambda: keys(app, "executions") == ["1"]
                     and cell(app, "executions", "1", "state") == "succeeded", timeout=30)
         assert cell(app, "executions", "1", "bar") == "█" * 10  # in sync everywhere: nothing left to copy
-        assert "manual by sre" in screen_text(app) and image in screen_text(app)
+        assert f"manual by {os_user().name}" in screen_text(app) and image in screen_text(app)
     s.close()
 
 
@@ -359,7 +360,7 @@ async def test_replicate_from_a_matrix_row_asks_then_queues_that_image_and_audit
         await pilot.press("y")
         await until(pilot, lambda: any("replication 1 queued" in n for n in notices(app)))
     ex = ReplicationRow.get_by_id(1)
-    assert (ex.policy, ex.trigger, ex.actor, ex.state) == ("release", "manual", "sre", "pending")
+    assert (ex.policy, ex.trigger, ex.actor, ex.state) == ("release", "manual", os_user().name, "pending")
     assert ex.scope == [user.rsplit(":", 1)]
     audit = [(a.action, a.outcome, a.target) for a in AuditRow.select().where(AuditRow.action == "registry.replicate")]
     assert audit == [("registry.replicate", "done", "release")]

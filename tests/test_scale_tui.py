@@ -10,6 +10,7 @@ from __future__ import annotations
 from textual.widgets import Input
 
 from cockpit.engine.autoscale import Autoscaler
+from cockpit.identity import os_user
 from cockpit.screens.confirm import ConfirmScreen
 from cockpit.screens.form import FormScreen
 from cockpit.screens.scale import ScaleScreen
@@ -163,7 +164,7 @@ async def test_pausing_a_rule_asks_then_shows_it_paused_and_audits(demo_db):
         assert "(1 paused)" in screen_text(app)
         assert ScaleRuleRow.get(ScaleRuleRow.name == "hot-events").paused is True
         audit = AuditRow.select().where(AuditRow.action == "scale.pause_rule").get()
-        assert (audit.target, audit.outcome, audit.user) == ("hot-events", "done", "sre")
+        assert (audit.target, audit.outcome, audit.user) == ("hot-events", "done", os_user().name)
         await pilot.press("p", "y")  # and back
         await until(pilot, lambda: cell(app, "rules", "hot-events", "state") == "active")
     s.close()

@@ -8,6 +8,7 @@ import pytest
 
 from cockpit.app import create_app
 from cockpit.engine.lease import Lease
+from cockpit.identity import os_user
 from cockpit.screens.audit import AuditScreen
 from cockpit.screens.dashboard import DashboardScreen
 from cockpit.screens.events import EventsScreen
@@ -180,7 +181,7 @@ async def test_a_hot_event_asks_first_and_is_audited(demo_db):
     task = TaskRow.get()
     assert task.kind == "hot_event" and task.spec["services"] == ["feed", "user", "card"]
     audit = AuditRow.get()
-    assert (audit.user, audit.action, audit.outcome) == ("sre", "sim.hot_event", "done")
+    assert (audit.user, audit.action, audit.outcome) == (os_user().name, "sim.hot_event", "done")
     s.close()
 
 

@@ -5,6 +5,7 @@ fallbacks and errors, drained by the real drainer against the simulated cloud)."
 from __future__ import annotations
 
 import os
+import socket
 import time
 from datetime import datetime
 
@@ -13,15 +14,18 @@ import pytest
 from cockpit.app import create_app
 from cockpit.backends.sim.cloud import SimCloud, SimCloudModel
 from cockpit.engine.ecs import EcsDrainer
+from cockpit.identity import os_user
 from cockpit.screens.audit import AuditScreen
 from cockpit.screens.costs import CostsScreen
 from cockpit.screens.ecs import EcsScreen
+from cockpit.store.db import chain_audit
 from cockpit.store.models import AuditRow, EcsCallRow, EcsOrderRow
 from cockpit.widgets.live_table import LiveTable
 from tests.screen_text import notices, screen_text
 from tests.test_tui import SIZE, open_app, until
 
 NARROW = (60, 20)
+ME = os_user().name  # who the tests run as: the audit and the orders name the OS user
 FROZEN_REAL = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: the wall clock the snapshots show
 
 
@@ -120,7 +124,7 @@ async def test_ecs_details_give_the_platform_time_of_the_order_with_the_real_tim
         text = screen_text(app)
         wall = datetime.fromtimestamp(real).astimezone().strftime("%m-%d %H:%M:%S UTC")
         assert f"placed Thu 26 Nov 11:50:00 (real {wall})" in text  # the header's clock: Thu 26 Nov 11:50
-        assert "20 x ecs.c6.4xlarge for pool feed-web, 55,480 a month, by sre" in text
+        assert f"20 x ecs.c6.4xlarge for pool feed-web, 55,480 a month, by {ME}" in text
         assert "using cn-beijing-h/vsw-bj-h-1/sg-bj-h-dcp1" in text
     s.close()
 
@@ -230,7 +234,7 @@ async def test_audit_shows_platform_time_with_the_real_time_beside_it(demo_db, u
         assert head.startswith("Platform    Real UTC    User     Action        Target       Outcome Details")
         real = datetime.fromtimestamp(entry.real_t).astimezone()
         row = text.splitlines()[2]
-        assert row.startswith(f"26 11:50:00 {real:%d %H:%M:%S} sre      ecs.order     template 101 done")
+        assert row.startswith(f"26 11:50:00 {real:%d %H:%M:%S} {ME:<8} ecs.order     template 101 done")
         assert f"platform Thu 26 Nov 2026 11:50:00 UTC+08:00, real {real:%Y-%m-%d %H:%M:%S} UTC" in text
     s.close()
 
@@ -242,7 +246,7 @@ async def test_audit_details_cut_in_the_table_are_whole_below_it(demo_db):
         await open_view(pilot, app, "audit", AuditScreen)
         await until(pilot, lambda: table(app).row_count == 1)
         await until(pilot, lambda: "cost_per_month=55480.0 count=20 pool=feed-web sid=101" in screen_text(app))
-        assert "#1 ecs.order on template 101 by sre (operator): done" in screen_text(app)
+        assert f"#1 ecs.order on template 101 by {ME} (operator) from {socket.gethostname()}: done" in screen_text(app)
     s.close()
 
 
@@ -271,14 +275,14 @@ async def test_audit_at_60x20_keeps_when_what_and_outcome(demo_db):
         await open_view(pilot, app, "audit", AuditScreen)
         await until(pilot, lambda: table(app).row_count == 1)
         assert header_line(app).split() == ["Platform", "User", "Action", "Outcome", "Details"]
-        assert screen_text(app).splitlines()[2].startswith("26 11:50:00 sre      ecs.order     done    cost_per")
+        assert screen_text(app).splitlines()[2].startswith(f"26 11:50:00 {ME:<8} ecs.order     done    cost_per")
     s.close()
 
 
 # --- actions: described, gated, in the palette ------------------------------------------------
 
 
-@pytest.mark.parametrize("screen", [EcsScreen, CostsScreen, AuditScreen])
+@pytest.mark.parametrize("screen", [EcsScreen, CostsScreen])  # :audit's keys only filter (tests/test_audit_view.py)
 def test_every_action_key_has_a_description_and_is_gated(screen):
     for b in screen.__dict__.get("BINDINGS", []):
         assert b.description and b.id, b
@@ -326,8 +330,10 @@ async def test_costs_renew_refused_to_a_viewer_says_why(demo_db):
 
 
 def _freeze_real_time() -> None:
-    """Entries written now carry the wall clock; the snapshots show a fixed one instead."""
-    AuditRow.update(real_t=FROZEN_REAL).execute()
+    """Entries written now carry the wall clock and this machine's name; the snapshots show fixed
+    ones instead (and the audit log is chained again over them: the view says whether it is whole)."""
+    AuditRow.update(real_t=FROZEN_REAL, host="jump-1").execute()
+    chain_audit(AuditRow._meta.database)
     EcsOrderRow.update(real_created=FROZEN_REAL).execute()
 
 

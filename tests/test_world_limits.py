@@ -452,11 +452,11 @@ def test_a_config_fifo_or_huge_file_is_refused(tmp_path, monkeypatch):
 
 
 CONFIGS = [
-    {"speed": 2.5, "user": "sre", "keys": {"quit": "ctrl+q"}},
+    {"speed": 2.5, "role": "viewer", "keys": {"quit": "ctrl+q"}},
     {"backends": {"init": {"kind": "ansible", "extravars": {"a": [1, "x", None, {"b": True}], "n": 1.5}}}},
     {"backends": {"init": {"kind": "ansible", "extravars": {"big": 10**16}}}},
     {"backends": {"init": {"kind": "ansible", "extravars": {"deep": {"deeper": [10**16]}}}}},
-    {"user": "u" * 257},
+    {"roles_file": "r" * 4097},
     {"keys": {"k" * 300: "x"}},
     {"tick_s": 0.01},
 ]

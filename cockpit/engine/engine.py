@@ -435,8 +435,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         """A change the engine itself decides (a swap, an expiry): queued, and audited like a person's."""
         TaskRow.insert(kind=kind, state="queued", spec=spec, actor=actor, created_t=now, updated_t=now,
                        real_created=self.real_clock()).execute()
-        journal.audit(user=actor, role="engine", action=kind, target=spec.get("to_pool") or kind,
-                      details=spec, outcome="queued", platform_t=now)
+        journal.engine_audit(action=kind, target=spec.get("to_pool") or kind, details={**spec, "by": actor},
+                             outcome="queued", platform_t=now)
 
     def _prune(self, now: float) -> None:
         MetricRow.delete().where(MetricRow.t < now - RETAIN_METRICS_S).execute()

@@ -38,15 +38,14 @@ def audit(
 ) -> None:
     """Append an entry to the chain (in the caller's transaction, if any)."""
     db = AuditRow._meta.database
-    fields = {
+    fields = {  # as the store gives them back, so the hash is the one a reader computes
         "real_t": time.time(),
-        "platform_t": platform_t,
+        "platform_t": None if platform_t is None else float(platform_t),  # a REAL column: 5 comes back 5.0
         "user": user,
         "role": role,
         "host": host(),
         "action": action,
         "target": target if len(target) <= 200 else target[:199] + "…",  # a column of 255 on PostgreSQL
-        # as the store gives it back (a JSON object), so the hash is the one a reader computes
         "details": json.loads(AuditRow.details.db_value(details)),
         "outcome": outcome,
     }
@@ -114,8 +113,7 @@ def entries(after_id: int = 0, batch: int = VERIFY_BATCH) -> Iterator[Entry]:
     while True:
         rows = list(a.select(*cols).where(a.id > after_id).order_by(a.id).limit(batch).tuples())
         for r in rows:
-            yield Entry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], a.details.python_value(r[8]) or {}, r[9],
-                        r[10], r[11])
+            yield Entry(*r[:8], r[8] or {}, *r[9:])  # the row's values, JSON read by the column
         if len(rows) < batch:
             return
         after_id = rows[-1][0]

@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
@@ -84,9 +84,38 @@ def _v7_flows(db: pw.Database, migrator: SchemaMigrator) -> None:
     db.create_tables([FlowItemRow])
 
 
+def _v8_audit_chain(db: pw.Database, migrator: SchemaMigrator) -> None:
+    """The audit log gets its host and its hash chain; the entries it holds are chained in id order."""
+    have = {c.name for c in db.get_columns("audit")}
+    wanted = [("host", pw.CharField(default="")), ("prev_hash", pw.CharField(max_length=64, default="")),
+              ("hash", pw.CharField(max_length=64, default=""))]
+    migrate(*[migrator.add_column("audit", name, f) for name, f in wanted if name not in have])
+    db.execute_sql('DROP INDEX IF EXISTS "audit_prev_hash"')  # chained again below, then made unique
+    chain_audit(db)
+    migrate(migrator.add_index("audit", ("prev_hash",), True))
+
+
+def chain_audit(db: pw.Database) -> int:
+    """Chain every audit entry in id order (the v8 upgrade). Returns how many there are."""
+    from cockpit.core.audit_chain import FIELDS, GENESIS, entry_hash
+    from cockpit.store.models import AuditRow
+
+    prev, rows = GENESIS, []
+    for r in AuditRow.select().order_by(AuditRow.id):
+        h = entry_hash(prev, {k: getattr(r, k) for k in FIELDS})
+        rows.append((prev, h, r.id))
+        prev = h
+    q0, q1 = db.quote[0], db.quote[1]
+    sql = (f"UPDATE {q0}audit{q1} SET {q0}prev_hash{q1} = {db.param}, {q0}hash{q1} = {db.param} "
+           f"WHERE {q0}id{q1} = {db.param}")
+    for i in range(0, len(rows), 5000):
+        db.cursor().executemany(sql, rows[i:i + 5000])
+    return len(rows)
+
+
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
 MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls,
-                                    5: _v5_registries, 6: _v6_autoscaling, 7: _v7_flows}
+                                    5: _v5_registries, 6: _v6_autoscaling, 7: _v7_flows, 8: _v8_audit_chain}
 
 
 def data_dir() -> Path:

@@ -157,17 +157,26 @@ class EventRow(Base):
 
 
 class AuditRow(Base):
+    """An append-only log chained by hash (core/audit_chain.py): `hash` covers `prev_hash` (the
+    entry before's hash) and every other column. Appended only through engine/journal.audit (the v8
+    upgrade chains the entries older stores hold: store/db.chain_audit)."""
+
     real_t = pw.DoubleField(index=True)
     platform_t = pw.DoubleField(null=True)
     user = pw.CharField()
-    role = pw.CharField()
+    role = pw.CharField()  # viewer | operator | admin, or engine for the engine's own changes
+    host = pw.CharField(default="")  # where it was asked ("" in entries older than schema 8)
     action = pw.CharField()
     target = pw.CharField()
     details = JSONField(default=dict)
-    outcome = pw.CharField()  # done | refused | failed
+    outcome = pw.CharField()  # done | refused | failed; the engine's: queued, started, ...
+    prev_hash = pw.CharField(max_length=64, default="")
+    hash = pw.CharField(max_length=64, default="")
 
     class Meta:
         table_name = "audit"
+        # Each entry follows exactly one: two writers that read the same head cannot both land.
+        indexes = ((("prev_hash",), True),)
 
 
 class _ScopeStats(Base):
