@@ -141,6 +141,10 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
 
     def step_lease(self) -> bool:
         """Active: the heartbeat. Standby: take the lease when it is free. Whether this engine is active."""
+        from cockpit.store.models import proxy
+
+        if proxy.obj is not self.db:  # the models point at another store now: never take a lease there
+            return False
         if self.active:  # no engine lock: a long tick must not hold up the heartbeat
             try:
                 with self.lease.fenced():
