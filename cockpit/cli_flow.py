@@ -60,11 +60,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session
 
-    s = open_session(cfg)
-    try:
+    with open_session(cfg) as s:
         return _run(args, s)
-    finally:
-        s.close()
 
 
 def _run(args: argparse.Namespace, s) -> int:

@@ -41,11 +41,8 @@ def _done(o: Outcome, s) -> int:
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session
 
-    s = open_session(cfg)
-    try:
+    with open_session(cfg) as s:
         return _run(args, s)
-    finally:
-        s.close()
 
 
 def _run(args: argparse.Namespace, s) -> int:

@@ -20,11 +20,8 @@ CELL = {"source": "src", "in_sync": "ok", "behind": "behind", "missing": "-", "f
 def run(args: argparse.Namespace, cfg: Config) -> int:
     from cockpit.session import open_session
 
-    s = open_session(cfg)
-    try:
+    with open_session(cfg) as s:
         return _run(args, s)
-    finally:
-        s.close()
 
 
 def _run(args: argparse.Namespace, s) -> int:

@@ -70,6 +70,12 @@ class Session:
             self.engine.stop()
         self.db.close()
 
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
 
 def world_path(cfg: Config) -> str:
     return cfg.world or str(world_mod.DEMO_WORLD)
