@@ -9,7 +9,6 @@ Use the fixture by importing it into a test module:
 from __future__ import annotations
 
 import base64
-import shutil
 from collections.abc import Iterator
 
 import httpx
@@ -20,8 +19,6 @@ from cockpit.lab import procs
 @pytest.fixture(scope="module")
 def etcd_server(tmp_path_factory) -> Iterator[procs.Etcd]:
     """One etcd for a test module (about 1 s to start); tests keep apart by key prefix."""
-    if not shutil.which("etcd"):
-        pytest.skip("etcd is not installed (apt-get install etcd-server)")
     etcd = procs.start_etcd(tmp_path_factory.mktemp("etcd"))
     yield etcd
     etcd.stop()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import shutil
 import socket
 import threading
 import time
@@ -540,7 +539,6 @@ def test_sync_refills_a_front_that_restarted_empty(lua_front, backends):
 
 
 @pytest.mark.integration
-@pytest.mark.skipif(not shutil.which("etcd"), reason="etcd is not installed (apt-get install etcd-server)")
 def test_sync_a_member_set_in_real_etcd_reaches_nginx(tmp_path, lua_front, backends):
     from cockpit.backends.discovery_etcd import EtcdDiscovery
 

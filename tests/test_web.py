@@ -159,7 +159,6 @@ async def _close(ws: aiohttp.ClientWebSocketResponse) -> None:
 # --- the browser -------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed (apt-get install chromium)")
 def test_the_browser_with_the_token_shows_the_dashboard_and_asks_nothing_of_the_internet(served):
     from playwright.sync_api import sync_playwright
 

@@ -196,12 +196,6 @@ class OneRead:
         self._reading = True
         self._start_read()
 
-    def _start_read(self) -> None:
-        raise NotImplementedError
-
-    def _take(self, read: Any) -> bool:
-        raise NotImplementedError
-
     def _repainted(self) -> None:
         """After a repaint that a read caused."""
 
