@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from cockpit import world  # noqa: E402
 from cockpit.backends.aliyun import AliyunCloud, Credentials  # noqa: E402
 from cockpit.engine.lease import TTL_S, current_holder  # noqa: E402
+from cockpit.lab.procs import stop_pid  # noqa: E402
 from cockpit.engine.seed import ensure_seeded  # noqa: E402
 from cockpit.store.db import open_store  # noqa: E402
 from cockpit.store.models import EcsCallRow, EcsOrderRow, HostRow  # noqa: E402
@@ -77,23 +78,6 @@ def _until(pred, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-def _stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def _cloud_total(cloud: AliyunCloud) -> int:
-    """Instances in the account, as the cloud counts them (DescribeInstances' TotalCount)."""
-    from aliyunsdkecs.request.v20140526.DescribeInstancesRequest import DescribeInstancesRequest
-
-    r = DescribeInstancesRequest()
-    r.set_PageSize(1)
-    return int(cloud._do(r)["TotalCount"])
 
 
 def one_round(url: str, home: str) -> dict:
@@ -116,7 +100,7 @@ def one_round(url: str, home: str) -> dict:
             "init": {"kind": "sim", "batch": 1000, "forks": 200}}}))
         cloud = AliyunCloud("cn-beijing", Credentials(KEY, SECRET), endpoint=endpoint)
         db = open_store(url)
-        before = _cloud_total(cloud)
+        before = cloud.total_instances()
         active = spawn("--config", str(config), "engine", "--speed", "1")
         if _line(active) != "engine active":
             raise RuntimeError("the first engine did not become active")
@@ -149,11 +133,11 @@ def one_round(url: str, home: str) -> dict:
             EcsCallRow.real_finished.desc()).first().real_finished
         ids = [h.instance_id for h in HostRow.select(HostRow.instance_id).where(HostRow.order == oid)]
         held = {i.id for i in cloud.describe_instances(sorted(set(ids)))}
-        made = _cloud_total(cloud) - before
+        made = cloud.total_instances() - before
         db.close()
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop_pid(p.pid, 15)
     return {
         "takeover_s": round(first - killed, 2),
         "lease_s": round(lease_s, 2),

@@ -24,6 +24,7 @@ import yaml
 
 from cockpit.backends.aliyun import AliyunCloud, Credentials
 from cockpit.engine.lease import current_holder
+from cockpit.lab.procs import stop_pid
 from cockpit.store.db import open_store
 from cockpit.store.models import ContainerRow, EcsCallRow, EcsOrderRow, FlowItemRow, HostRow, TaskRow
 
@@ -62,23 +63,6 @@ def _wait(predicate, timeout: float, what: str) -> float:
     return time.monotonic() - start
 
 
-def _stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
-def _cloud_total(cloud: AliyunCloud) -> int:
-    """Every instance the account holds, as the cloud counts them (DescribeInstances' TotalCount)."""
-    from aliyunsdkecs.request.v20140526.DescribeInstancesRequest import DescribeInstancesRequest
-
-    r = DescribeInstancesRequest()
-    r.set_PageSize(1)
-    return int(cloud._do(r)["TotalCount"])
 
 
 def _card_containers() -> int:
@@ -147,11 +131,11 @@ def site(pg_cluster, pg_demo_template, tmp_path) -> Iterator[Site]:
         db.close()
     finally:
         for p in reversed(procs):
-            _stop(p)
+            stop_pid(p.pid, 15)
 
 
 def test_the_standby_engine_finishes_the_queue_when_the_active_one_is_sigkilled(site):
-    cloud_before, card_before, relation_before = _cloud_total(site.cloud), _card_containers(), _relation_in_aliyun()
+    cloud_before, card_before, relation_before = site.cloud.total_instances(), _card_containers(), _relation_in_aliyun()
     first, said = site.engine()
     assert said == "engine active"
     second, said = site.engine()
@@ -222,7 +206,7 @@ def _the_cloud_holds_exactly_what_was_ordered(cloud: AliyunCloud, before: int) -
     orders = list(EcsOrderRow.select())
     ordered = sum(o.count for o in orders)
     assert all(o.state == "done" and o.created == o.count for o in orders)
-    assert _cloud_total(cloud) - before == ordered
+    assert cloud.total_instances() - before == ordered
     ids = [h.instance_id for h in HostRow.select().where(HostRow.order.in_([o.id for o in orders]))]
     assert len(ids) == len(set(ids)) == ordered
     assert {i.id for i in cloud.describe_instances(ids)} == set(ids)

@@ -133,6 +133,12 @@ class AliyunCloud:
         body = self._do(r)
         return RunResult(list(body.get("InstanceIdSets", {}).get("InstanceIdSet", [])), body.get("RequestId", ""))
 
+    def total_instances(self) -> int:
+        """Every instance the account holds in the region, as the cloud counts them (TotalCount)."""
+        r = DescribeInstancesRequest()
+        r.set_PageSize(1)
+        return int(self._do(r)["TotalCount"])
+
     def describe_instances(self, ids: list[str]) -> list[Instance]:
         out = []
         for i in range(0, len(ids), 100):

@@ -199,6 +199,14 @@ class OneRead:
     def _repainted(self) -> None:
         """After a repaint that a read caused."""
 
+    def _with_error(self, summary):
+        """The view's summary line, with the store's error when the last read met one."""
+        if not self._error:
+            return summary
+        from rich.text import Text
+
+        return summary + Text(f" · store: {self._error}", style="bold red")
+
     def _read_done(self, read: Any, error: str | None) -> None:
         self._reading = False
         changed = error != self._error

@@ -159,8 +159,7 @@ class RegistryScreen(OneRead, PolledView):
         for table_id, rows in shown.rows.items():
             self.query_one(f"#{table_id}", LiveTable).sync(rows)
         summary = shown.summary
-        if self._error:
-            summary = summary + Text(f" · store: {self._error}", style="bold red")
+        summary = self._with_error(summary)
         self.query_one("#summary", Static).update(summary)
         self._paint_details()
 

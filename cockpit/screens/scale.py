@@ -174,11 +174,7 @@ class ScaleScreen(OneRead, ViewScreen):
         self.shown = shown
         for table_id, rows in shown.rows.items():
             self.query_one(f"#{table_id}", LiveTable).sync(rows)
-        summary = shown.summary
-        if self._error:
-            summary = summary.copy()
-            summary.append(f" · store: {self._error}", style="bold red")
-        self.query_one("#summary", Static).update(summary)
+        self.query_one("#summary", Static).update(self._with_error(shown.summary))
         self.query_one("#history", ScaleChart).plot(shown.history, shown.history_note)
         self.query_one("#day", ScaleChart).plot(shown.day, "")
         if self.days is not None or not self.query_one("#day-note", Static).has_class("-error"):

@@ -10,7 +10,6 @@ clock while the view is on top, in a thread; rows are built in a thread and show
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -104,8 +103,7 @@ class ServicesScreen(FlowStarter, OneRead, PolledView):
             services.move_to_key(shown.selected)
         self.query_one("#containers", LiveTable).sync(shown.rows["containers"])
         summary = shown.summary
-        if self._error:
-            summary = summary + Text(f" · store: {self._error}", style="bold red")
+        summary = self._with_error(summary)
         self.query_one("#summary", Static).update(summary)
         s = shown.services.get(shown.selected or "")
         detail = service_detail(s, self._flows.get(s.name)) if s is not None else shown.detail

@@ -130,8 +130,7 @@ class TasksScreen(FlowStarter, OneRead, PolledView):
         self.query_one("#steps", LiveTable).sync(shown.rows["steps"])
         self.query_one("#items", LiveTable).sync(shown.rows["items"])
         summary = shown.summary
-        if self._error:
-            summary = summary + Text(f" · store: {self._error}", style="bold red")
+        summary = self._with_error(summary)
         self.query_one("#summary", Static).update(summary)
         self.query_one("#flow-detail", Static).update(shown.detail)
         reason = flow_reason(shown.flows.get(str(shown.selected)))
