@@ -51,7 +51,10 @@ def down(d: Path, say: Callable[[str], None] = print) -> None:
         netns.delete_link(p.name)
     left = remains(st, same_boot)
     deadline = time.monotonic() + 3.0
+    private = {p.inode for p in st.of("sshd") if p.inode}
     while left and time.monotonic() < deadline:  # the kernel tears namespaces down in the background
+        # a session the hosts' sshd forked while the sweep ran holds a mount namespace: it goes too
+        pids.kill_now(pids.in_mount_ns(private), timeout_s=0.5)
         time.sleep(0.05)
         left = remains(st, same_boot)
     if left:
