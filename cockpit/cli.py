@@ -128,6 +128,12 @@ def parser() -> argparse.ArgumentParser:
     for verb, text in (("check", "check every page and index, and the schema: 'whole', or one line per problem"),
                        ("upgrade", "upgrade the store to this Cockpit's schema, keeping a copy of a SQLite file")):
         _common(st_sub.add_parser(verb, help=text), suppress=True)
+    sec = st_sub.add_parser("secure", help="PostgreSQL: enforce roles in the database (run once, as the store's owner)")
+    _common(sec, suppress=True)
+    sec.add_argument("--engine", action="append", default=[], type=arg.db_role, metavar="ROLE",
+                     help="a database role that runs engines (created if missing); repeat for several")
+    sec.add_argument("--sre", action="append", default=[], type=arg.db_role, metavar="ROLE",
+                     help="an SRE's database role, named as their OS user (created if missing); repeat for several")
     return p
 
 
@@ -485,7 +491,7 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     _say_forgotten(s)
     try:
         _real_platform_check(cfg, s.world)
-        app = create_app(s.cockpit, cfg, s.make_engine)
+        app = create_app(s.cockpit, cfg, None if s.cockpit.requests is not None else s.make_engine)
         app.run()
         code = app.return_code or 0  # 1 when the app ended on an error
     finally:

@@ -131,6 +131,16 @@ def user(text: str) -> str:
     return text
 
 
+def db_role(text: str) -> str:
+    """A PostgreSQL role to create or grant (`store secure`): quoted safely, so a strict shape."""
+    from cockpit.store.guards import ROLE_NAME
+
+    if not ROLE_NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"expected a database role name (lower-case letters, digits, _ . -; "
+                                         f"at most 63, starting with a letter or _), got {shown(text)}")
+    return text
+
+
 def no_user(text: str) -> str:
     """The old `cockpit --user`: who you are is no longer chosen."""
     from cockpit.identity import os_user

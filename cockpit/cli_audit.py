@@ -149,4 +149,5 @@ def _real(t: float) -> str:
 def _entry_json(e) -> dict:
     return {"id": e.id, "real_t": e.real_t, "real": datetime.fromtimestamp(e.real_t).astimezone().isoformat(),
             "platform_t": e.platform_t, "user": e.user, "role": e.role, "host": e.host, "action": e.action,
-            "target": e.target, "details": e.details, "outcome": e.outcome, "prev_hash": e.prev_hash, "hash": e.hash}
+            "target": e.target, "details": e.details, "outcome": e.outcome, "db_user": e.db_user,
+            "prev_hash": e.prev_hash, "hash": e.hash}

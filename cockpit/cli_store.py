@@ -37,6 +37,8 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             print(f"store {store_db.shown(url)}: upgraded from schema {before} to {after}{kept}")
         return 0
     db = store_db.open_store(url)
+    if args.store_command == "secure":
+        return _secure(db, url, args)
     try:
         problems = store_db.integrity(db)
         from cockpit.engine.seed import holdings
@@ -53,4 +55,16 @@ def run(args: argparse.Namespace, cfg: Config) -> int:
             print(f"cockpit: store {store_db.shown(url)}: {p}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"store {store_db.shown(url)}: whole (schema {store_db.SCHEMA_VERSION})")
+    return 0
+
+
+def _secure(db, url: str, args: argparse.Namespace) -> int:
+    from cockpit.store import guards
+    from cockpit.store.db import shown
+
+    try:
+        said = guards.secure(db, engines=list(dict.fromkeys(args.engine)), sres=list(dict.fromkeys(args.sre)))
+    finally:
+        db.close()
+    print(f"store {shown(url)}: roles are enforced by the database: " + "; ".join(said))
     return 0

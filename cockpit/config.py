@@ -7,6 +7,7 @@ Precedence: command line, then the config file (--config, $COCKPIT_CONFIG, or
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -70,6 +71,13 @@ class Config:
         """Ask for another role: at most the mapping's (the mapping is read again)."""
         self._identity = resolve(value, self.asked_by, self.roles_file)
         self.asked_role = value
+
+
+def as_requester(cfg: Config, who: Identity, readonly: bool) -> Config:
+    """This config acting for someone else (an engine answering their request)."""
+    other = dataclasses.replace(cfg, readonly=readonly)
+    other._identity = who
+    return other
 
 
 def default_path() -> Path:

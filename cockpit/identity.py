@@ -202,10 +202,32 @@ def resolve(asked: str | None = None, asked_by: str = "--role", roles_file: str 
             uid: int | None = None) -> Identity:
     """This process's user, the role the mapping gives them, and the role asked for (only lower)."""
     who = os_user(uid)
+    granted, because = _granted(who, roles_file)
+    return Identity(who.name, who.uid, who.groups, granted, because, granted).lowered(asked, asked_by)
+
+
+def _granted(who: OsUser, roles_file: str | None) -> tuple[str, str]:
     path, named = mapping_path(roles_file)
     if not named and not os.path.lexists(path):
-        granted, because = ("admin", f"root, and no role mapping at {path}") if who.uid == 0 else \
+        return ("admin", f"root, and no role mapping at {path}") if who.uid == 0 else \
             ("viewer", f"no role mapping at {path}")
-    else:
-        granted, because = load_mapping(path).grant(who)
-    return Identity(who.name, who.uid, who.groups, granted, because, granted).lowered(asked, asked_by)
+    return load_mapping(path).grant(who)
+
+
+def resolve_named(name: str, cap: str, roles_file: str | None = None) -> Identity:
+    """Someone else, by the name the database recorded for them (an engine answering a request):
+    the role this machine's mapping gives that user and their groups, lowered to `cap` (the role
+    their own Cockpit ran with). A name this machine's user database does not know (a user of
+    another jump host) gets only what the mapping says of the name itself."""
+    if not name or len(name) > 64:
+        raise IdentityError(f"requester {name[:64]!r}: not a user name")
+    if cap not in ROLES:
+        raise IdentityError(f"requester {name}: role {cap[:20]!r} is not a role (roles: {', '.join(ROLES)})")
+    try:
+        entry = pwd.getpwnam(name)
+        who = OsUser(name, entry.pw_uid, _group_names(os.getgrouplist(name, entry.pw_gid)))
+    except KeyError:
+        who = OsUser(name, -1, ())
+    granted, because = _granted(who, roles_file)
+    ident = Identity(who.name, who.uid, who.groups, granted, because, granted)
+    return ident.lowered(cap if rank(cap) < rank(granted) else None, "their Cockpit's role")

@@ -18,6 +18,7 @@ from cockpit.engine.seed import ensure_seeded, holdings, unreleased_cloud_hosts
 from cockpit.store.consistency import platform_problems
 from cockpit.store.db import StoreError, default_url, get_meta, open_store, shown
 from cockpit.store.errors import WAY_OUT
+from cockpit.store.guards import may_write
 
 if TYPE_CHECKING:
     from cockpit.engine.engine import Engine
@@ -38,6 +39,8 @@ class Session:
         from cockpit.engine.engine import Engine
 
         if self.engine is None:
+            if self.cockpit.requests is not None:
+                raise StoreError(self.cannot_write)
             from cockpit.backends.factory import make_cloud, make_discovery, make_front, make_init, make_runtime
             from cockpit.engine.ecs import DrainSettings
             from cockpit.store.db import data_dir
@@ -63,7 +66,17 @@ class Session:
                 ready_checks=b.get("runtime", {}).get("kind", "sim") != "sim", front=make_front(b.get("front", {})),
                 manager_ttl_s=float(b.get("discovery", {}).get("lock_ttl_s", 4.0)),
             )
+            from cockpit.engine.requests import RequestDesk
+
+            self.engine.desk = RequestDesk(self.cfg, self.world, self.db, self.engine)
         return self.engine
+
+    @property
+    def cannot_write(self) -> str:
+        from cockpit.store.guards import ENGINE_GROUP
+
+        return (f"store {shown(self.cfg.db or '')}: this database role may not change the platform (roles are "
+                f"enforced): engines run as members of {ENGINE_GROUP}; this Cockpit asks them")
 
     def close(self) -> None:
         if self.engine is not None:
@@ -108,8 +121,16 @@ def open_session(cfg: Config, *, engine: bool = False, reset: bool = False, worl
         db.close()
         raise
     session = Session(w, db, cfg, Cockpit(cfg, w, db), seeded, forgotten=forgotten)
+    if not may_write(db):  # an SRE's role on a store that enforces roles: actions are asked of an engine
+        from cockpit.engine.requests import RequestClient
+
+        session.cockpit.requests = RequestClient(db, cfg)
     if engine:
-        session.cockpit.attach(session.make_engine())
+        try:
+            session.cockpit.attach(session.make_engine())
+        except Exception:
+            db.close()
+            raise
     return session
 
 

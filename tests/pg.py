@@ -20,10 +20,10 @@ def _bin(name: str) -> str | None:
     return found[-1] if found else None
 
 
-def _as_postgres(*cmd: str) -> subprocess.CompletedProcess:
+def _as_postgres(*cmd: str, within: list[str] | None = None) -> subprocess.CompletedProcess:
     """As the postgres user when we are root (the server refuses to run as root), else as ourselves."""
     prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *cmd], capture_output=True, text=True, timeout=60)
+    return subprocess.run([*(within or []), *prefix, *cmd], capture_output=True, text=True, timeout=60)
 
 
 def _free_port() -> int:
@@ -67,8 +67,13 @@ class Cluster:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start() -> Cluster:
-    """initdb and start a cluster in a new temporary directory; RuntimeError says what failed."""
+def start(*, within: list[str] | None = None, peer: bool = False) -> Cluster:
+    """initdb and start a cluster in a new temporary directory; RuntimeError says what failed.
+
+    `within`: a command prefix the server is started under (nsenter into a mount namespace whose
+    user database names the tests' users). `peer`: local connections authenticate by the
+    client's OS user (peer authentication), root connecting as postgres, everyone else only as
+    the database role of their own name; the socket directory is open to every user."""
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
     if not initdb or not pg_ctl:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
@@ -93,12 +98,22 @@ def start() -> Cluster:
     if r.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"initdb: {r.stderr.strip()}")
+    if peer:
+        _peer_auth(root)
     port = _free_port()
     opts = f"-k {root}/sock -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off " \
            "-c synchronous_commit=off -c max_connections=200"
-    r = _as_postgres(pg_ctl, "-D", f"{root}/data", "-l", log, "-w", "-o", opts, "start")
+    r = _as_postgres(pg_ctl, "-D", f"{root}/data", "-l", log, "-w", "-o", opts, "start", within=within)
     if r.returncode != 0:
         text = open(log).read()[-500:]
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"pg_ctl start: {r.stderr.strip()} {text}")
     return Cluster(root, f"{root}/sock", port)
+
+
+def _peer_auth(root: str) -> None:
+    os.chmod(f"{root}/sock", 0o755)
+    with open(f"{root}/data/pg_hba.conf", "w") as f:
+        f.write("local all all peer map=cockpit\n")
+    with open(f"{root}/data/pg_ident.conf", "w") as f:
+        f.write("cockpit root postgres\ncockpit postgres postgres\ncockpit /^(.*)$ \\1\n")

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cockpit.cli import main
-from cockpit.core.audit_chain import GENESIS, FIELDS, Entry, entry_hash, fields_of, walk
+from cockpit.core.audit_chain import OPTIONAL, GENESIS, FIELDS, Entry, entry_hash, fields_of, walk
 from cockpit.engine import journal
 from cockpit.identity import os_user
 from cockpit.store import db as store_db
@@ -49,8 +49,10 @@ def test_every_entry_is_chained_to_the_one_before(store_url):
     assert rows[0].prev_hash == GENESIS
     assert all(b.prev_hash == a.hash for a, b in zip(rows, rows[1:]))
     for r in rows:
-        fields = {k: getattr(r, k) for k in FIELDS}
+        fields = {k: getattr(r, k) for k in FIELDS + OPTIONAL}
         assert r.hash == entry_hash(r.prev_hash, fields) and r.host == socket.gethostname()
+        # PostgreSQL records the database role that wrote it (the test cluster's superuser here)
+        assert r.db_user == ("postgres" if isinstance(db, pw.PostgresqlDatabase) else None)
     w = journal.verify()
     assert w.whole and (w.entries, w.head_id, w.head_hash) == (5, 5, rows[-1].hash)
     db.close()
@@ -71,7 +73,7 @@ def test_a_fork_cannot_be_stored_even_by_a_writer_that_skips_the_lock(store_url)
     with pytest.raises(pw.IntegrityError):
         with db.atomic():  # a second entry after entry 1: what two unserialised writers would make
             AuditRow.insert(real_t=time.time(), user="x", role="operator", action="a", target="t", details={},
-                            outcome="done", prev_hash=first.hash, hash="f" * 64).execute()
+                            outcome="done", prev_hash=first.hash, hash="f" * 64, db_user=first.db_user).execute()
     db.close()
 
 
@@ -113,6 +115,13 @@ def test_writers_that_interleave_never_fork_the_chain(store_url):
 # --- tampering is found, and `cockpit audit verify` names the first broken entry -------------------------
 
 
+def as_dba(db) -> None:
+    """Tamper as the database's superuser would: on PostgreSQL first switching off the trigger that
+    keeps the log append-only (the chain must find what such a person does)."""
+    if isinstance(db, pw.PostgresqlDatabase):
+        db.execute_sql("ALTER TABLE audit DISABLE TRIGGER audit_append")
+
+
 def test_a_whole_chain_verifies_with_its_head(store_url, capsys):
     db = open_store(store_url)
     write(3)
@@ -129,6 +138,7 @@ def test_a_whole_chain_verifies_with_its_head(store_url, capsys):
 def test_an_entry_changed_by_hand_is_found(store_url, capsys):
     db = open_store(store_url)
     write(5)
+    as_dba(db)
     db.execute_sql("UPDATE audit SET details = '{\"count\":999}' WHERE id = 3")
     db.close()
     code, out = verify_cli(capsys, store_url)
@@ -143,6 +153,7 @@ def test_an_entry_changed_by_hand_is_found(store_url, capsys):
 def test_an_entry_removed_from_the_middle_is_found(store_url, capsys):
     db = open_store(store_url)
     write(5)
+    as_dba(db)
     AuditRow.delete().where(AuditRow.id == 3).execute()
     db.close()
     code, out = verify_cli(capsys, store_url, "--json")
@@ -155,6 +166,7 @@ def test_an_entry_removed_from_the_middle_is_found(store_url, capsys):
 def test_an_entry_forged_without_the_right_hash_is_found(store_url, capsys):
     db = open_store(store_url)
     write(3)
+    as_dba(db)
     last = AuditRow.get_by_id(3)
     # the right prev_hash, but a hash made up (or computed some other way)
     AuditRow.insert(id=4, real_t=time.time(), platform_t=None, user="root", role="admin", host="elsewhere",
@@ -217,10 +229,14 @@ def test_any_change_or_removal_breaks_the_chain_at_that_entry(raw, data):
 
 
 def _as_schema_7(url: str) -> None:
-    """The audit table as schema 7 had it: no host, no chain."""
+    """The audit table as schema 7 had it: no host, no chain (and none of schema 9's requests,
+    database roles or triggers)."""
     db = open_store(url)
     db.execute_sql('DROP INDEX IF EXISTS "audit_prev_hash"')
-    for col in ("host", "prev_hash", "hash"):
+    if isinstance(db, pw.PostgresqlDatabase):
+        db.execute_sql("DROP TRIGGER audit_append ON audit")
+    db.execute_sql('DROP TABLE "action_request"')
+    for col in ("host", "prev_hash", "hash", "db_user"):
         db.execute_sql(f'ALTER TABLE "audit" DROP COLUMN "{col}"')
     store_db.set_meta("schema_version", "7")
     db.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 GENESIS = "0" * 64  # the prev_hash of the first entry
 FIELDS = ("id", "real_t", "platform_t", "user", "role", "host", "action", "target", "details", "outcome")
+OPTIONAL = ("db_user",)  # covered when set: entries written before it existed keep their hashes
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Entry:
     outcome: str
     prev_hash: str
     hash: str
+    db_user: str | None = None  # the database role that wrote it (PostgreSQL), recorded by a trigger
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ class Walk:
 
 def canonical(fields: dict) -> str:
     """The entry's fields as the hash covers them. `details` as stored (a JSON object)."""
-    return json.dumps({k: fields[k] for k in FIELDS}, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    covered = {k: fields[k] for k in FIELDS} | {k: fields[k] for k in OPTIONAL if fields.get(k) is not None}
+    return json.dumps(covered, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
 def entry_hash(prev_hash: str, fields: dict) -> str:
@@ -82,7 +85,7 @@ def entry_hash(prev_hash: str, fields: dict) -> str:
 
 
 def fields_of(e: Entry) -> dict:
-    return {k: getattr(e, k) for k in FIELDS}
+    return {k: getattr(e, k) for k in FIELDS + OPTIONAL}
 
 
 def walk(entries: Iterable[Entry], prev: tuple[int | None, str] = (None, GENESIS), counted: int = 0) -> Walk:

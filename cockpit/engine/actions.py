@@ -59,3 +59,4 @@ class Outcome:
     ok: bool
     message: str
     task: int | None = None  # the task the action queued, if any
+    refused: bool = False  # not allowed (role, read-only), rather than tried and failed

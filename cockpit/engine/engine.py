@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 RETAIN_METRICS_S = 8 * 86400.0
 RETAIN_EVENTS = 20_000
+REQUESTS_POLL_S = 0.25  # how often the active engine looks for requests (a person is waiting)
 
 
 class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
@@ -110,6 +111,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         self.flows = None
         self.front = front  # the front door (nginx) that follows discovery, if any
         self.engine_watch = None  # real engines: pinged and sampled beside the tick
+        self.desk = None  # a RequestDesk: actions asked by Cockpits that may not write (engine/requests.py)
         self._kinds = {sv.name: sv.kind for sv in world.services}
         self._idc_of: dict[str, str] = {}  # host -> IDC, for RPC instances (filled when the state loads)
         self.upstream_sync = None
@@ -384,6 +386,23 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             self._force_next = True
         return moved
 
+    def answer_requests(self) -> int:
+        """Do what Cockpits that may not write asked, as the people who asked (engine/requests.py)."""
+        if not self.active or self.desk is None:
+            return 0
+        try:
+            n = self.desk.run()
+        except LeaseLost:
+            with self._lock:
+                self._lost()
+            return 0
+        except pw.PeeweeException as e:
+            self._failed(e)
+            return 0
+        if n:
+            self._force_next = True
+        return n
+
     def _lost(self) -> None:
         """The lease went to another engine: stop writing, stand by."""
         if not self.active:
@@ -494,6 +513,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             if p.trigger == "cron":
                 sched.add_job(self._job_cron, CronTrigger.from_crontab(p.schedule, timezone=self.world.traffic.tz),
                               args=[p.name], id=f"cron:{p.name}", max_instances=1, coalesce=True)
+        sched.add_job(self._job_requests, "interval", seconds=REQUESTS_POLL_S, id="requests",
+                      max_instances=1, coalesce=True, next_run_time=first)
         # The queues work in their own threads; these jobs only nudge them to look for new work.
         sched.add_job(self._job_queues, "interval", seconds=1.0, id="queues",
                       max_instances=1, coalesce=True, next_run_time=first)
@@ -508,6 +529,9 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
 
     async def _job_tasks(self) -> None:
         await asyncio.to_thread(self.run_tasks)
+
+    async def _job_requests(self) -> None:
+        await asyncio.to_thread(self.answer_requests)
 
     async def _job_queues(self) -> None:
         if self.drainer is not None:

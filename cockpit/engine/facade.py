@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,6 +19,7 @@ from cockpit.core.audit_chain import Walk as AuditChain
 from cockpit.domain import ScopeStats, World
 from cockpit.engine import journal
 from cockpit.engine.actions import ACTIONS, Outcome, refusal
+from cockpit.engine.requests import requestable
 from cockpit.engine.facade_hosts import HostsFacade
 from cockpit.engine.facade_headroom import HeadroomFacade
 from cockpit.engine.facade_registry import RegistryFacade
@@ -137,6 +138,7 @@ class AuditView:
     outcome: str
     details: dict
     host: str = ""  # where it was asked ("" in entries older than schema 8)
+    db_user: str | None = None  # PostgreSQL: the database role that wrote it (an engine's, for a request)
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,8 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         self._series: dict[str, deque] = {}
         self._series_t = 0.0
         self._lock = threading.Lock()
+        self.requests = None  # a RequestClient when this Cockpit may not write: actions go to the engine
+        self.asked: tuple[int, str] | None = None  # (request, host) when an engine acts for a request
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -297,7 +301,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         """The newest `limit` entries after `after_id` that pass the filter, newest first."""
         f = where or AuditFilter()
         return [AuditView(e.id, e.real_t, e.platform_t, e.user, e.role, e.action, e.target, e.outcome, e.details,
-                          e.host)
+                          e.host, e.db_user)
                 for e in journal.find(user=f.user, action=f.action, outcome=f.outcome, after_id=after_id, limit=limit)]
 
     def audit_choices(self) -> dict[str, list[str]]:
@@ -348,27 +352,28 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         """Hand a previewed plan to the engine as a scale task; it re-checks every placement."""
         from cockpit.engine.scale import scale_parts
 
-        r = p.request
-        parts = scale_parts(p)
-        placed = {sp.service: sp.plan.placed for sp in p.parts}
-        details = {"request": r.describe(), "placed": placed, "unplaced": {sp.service: sp.plan.unplaced for sp in p.parts}}
+        return self.queue_plan(p.root.service, p.request.describe(), scale_parts(p),
+                               {sp.service: sp.plan.placed for sp in p.parts},
+                               {sp.service: sp.plan.unplaced for sp in p.parts})
+
+    @requestable
+    def queue_plan(self, service: str, request: str, parts: list, placed: dict, unplaced: dict) -> Outcome:
+        """A plan as the preview showed it (its parts carry every placement): a scale task."""
+        details = {"request": request, "placed": placed, "unplaced": unplaced}
         if not any(placed.values()):
-            return self._act("plan.apply", p.root.service, details, _nothing_to_apply)
+            return self._act("plan.apply", service, details, _nothing_to_apply)
         now = self.clock().t
-        task_id: list[int] = []
 
-        def do() -> str:
-            task_id.append(
-                TaskRow.insert(kind="scale", state="queued", spec={"request": r.describe(), "parts": parts},
-                               actor=self.cfg.user, created_t=now, updated_t=now,
-                               real_created=self.real_clock()).execute()
-            )
+        def do() -> tuple[str, int]:
+            tid = TaskRow.insert(kind="scale", state="queued", spec={"request": request, "parts": parts},
+                                 actor=self.cfg.user, created_t=now, updated_t=now,
+                                 real_created=self.real_clock()).execute()
             what = ", ".join(f"{s} +{n}" for s, n in placed.items())
-            return f"scale task {task_id[0]} queued: {what}"
+            return f"scale task {tid} queued: {what}", tid
 
-        outcome = self._act("plan.apply", p.root.service, details, do)
-        return replace(outcome, task=task_id[0]) if task_id else outcome
+        return self._act("plan.apply", service, details, do)
 
+    @requestable
     def scale_in(self, service: str, count: int, idc: str | None = None) -> Outcome:
         """Stop `count` containers of a service (in one IDC, or any): a task for the engine, which
         stops them where the service is most crowded first."""
@@ -381,10 +386,10 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         now = self.clock().t
         spec = {"service": service, "count": count, "idc": idc}
 
-        def do() -> str:
+        def do() -> tuple[str, int]:
             tid = TaskRow.insert(kind="scale_in", state="queued", spec=spec, actor=self.cfg.user, created_t=now,
                                  updated_t=now, real_created=self.real_clock()).execute()
-            return f"scale task {tid} queued: {service} -{count}" + (f" in {idc}" if idc else "")
+            return f"scale task {tid} queued: {service} -{count}" + (f" in {idc}" if idc else ""), tid
 
         return self._act("service.scale_in", service, spec, do)
 
@@ -400,27 +405,41 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             why += f" ({self.cfg.identity.describe()})"
         return why
 
-    def record_refusal(self, action_id: str, target: str = "") -> None:
+    @requestable(wait=False)
+    def record_refusal(self, action_id: str, target: str = "") -> Outcome:
         """An action refused before it was asked in full (a key pressed in read-only mode)."""
-        journal.audit(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target or "(a key pressed)",
-                      details={"why": self.refusal(action_id)}, outcome="refused", platform_t=self.clock().t)
+        why = self.refusal(action_id)
+        self._audit(action_id, target or "(a key pressed)", {"why": why}, "refused")
+        return Outcome(False, f"{ACTIONS[action_id].title}: {why}", refused=True)
 
-    def _act(self, action_id: str, target: str, details: dict, do: Callable[[], str]) -> Outcome:
+    def _audit(self, action_id: str, target: str, details: dict, outcome: str, platform_t: float | None = None) -> None:
+        """An entry as this Cockpit's user; for a request, with where it was asked and its number."""
+        host = None
+        if self.asked is not None:
+            details = {**details, "request": self.asked[0]}
+            host = self.asked[1]
+        journal.audit(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target, details=details,
+                      outcome=outcome, platform_t=self.clock().t if platform_t is None else platform_t, host=host)
+
+    def _act(self, action_id: str, target: str, details: dict, do: Callable[[], str | tuple[str, int]]) -> Outcome:
+        if self.requests is not None:  # every action method is @requestable: this is never reached
+            return Outcome(False, f"{ACTIONS[action_id].title}: this Cockpit may not write the store", refused=True)
         platform_t = self.clock().t
         why = self.refusal(action_id)
-        common = dict(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target, details=details)
         if why:
-            journal.audit(**common, outcome="refused", platform_t=platform_t)
-            return Outcome(False, f"{ACTIONS[action_id].title}: {why}")
+            self._audit(action_id, target, details, "refused", platform_t)
+            return Outcome(False, f"{ACTIONS[action_id].title}: {why}", refused=True)
         try:
             with self.db.atomic():
-                message = do()
-                journal.audit(**common, outcome="done", platform_t=platform_t)
-            return Outcome(True, message)
+                said = do()  # what was done, or that and the task it queued
+                self._audit(action_id, target, details, "done", platform_t)
+            message, task = said if isinstance(said, tuple) else (said, None)
+            return Outcome(True, message, task)
         except (pw.PeeweeException, ValueError) as e:
-            journal.audit(**{**common, "details": {**details, "error": str(e)}}, outcome="failed", platform_t=platform_t)
+            self._audit(action_id, target, {**details, "error": str(e)}, "failed", platform_t)
             return Outcome(False, f"{ACTIONS[action_id].title} failed: {e}")
 
+    @requestable
     def set_speed(self, speed: float) -> Outcome:
         if not (0 < speed <= 100_000):
             return Outcome(False, f"speed must be between 0 and 100000, got {speed:g}")
@@ -431,6 +450,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
 
         return self._act("sim.speed", "clock", {"speed": speed}, do)
 
+    @requestable
     def set_paused(self, paused: bool) -> Outcome:
         def do() -> str:
             ClockRow.update(paused=paused).where(ClockRow.id == 1).execute()
@@ -438,6 +458,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
 
         return self._act("sim.pause", "clock", {"paused": paused}, do)
 
+    @requestable
     def inject_hot_event(self, services: list[str], factor: float, minutes: int) -> Outcome:
         unknown = [s for s in services if s not in {x.name for x in self.world.services}]
         if unknown or not services:

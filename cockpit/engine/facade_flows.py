@@ -12,6 +12,7 @@ import peewee as pw
 
 from cockpit.core.flow import OPEN, TITLES, FlowSpec, steps_of
 from cockpit.engine.actions import Outcome
+from cockpit.engine.requests import requestable
 from cockpit.store.models import ContainerRow, FlowItemRow, HostRow, ServiceRow, TaskRow
 
 MAX_FLOWS = 200
@@ -117,6 +118,7 @@ class FlowsFacade:
         return [ItemView(i.id, i.kind, i.name, i.host, i.step, i.state, i.attempts, i.detail,
                          tuple(tuple(x) for x in (i.log or []))) for i in q]
 
+    @requestable
     def start_flow(self, kind: str, service: str, count: int, idc: str | None = None, *, batch: int = 5,
                    retries: int = 3) -> Outcome:
         """Queue a flow: scale `service` out (expand) or in (shrink) by `count` in `idc` (default:
@@ -136,17 +138,15 @@ class FlowsFacade:
             return Outcome(False, f"flow: {e}")
         sign = "+" if kind == "expand" else "-"
         target = f"{service} {sign}{count} in {idc}"
-        box: dict = {}
 
-        def do() -> str:
+        def do() -> tuple[str, int]:
             try:
-                box["id"] = queue_flow(kind, spec, self.cfg.user, self.clock().t)
+                flow = queue_flow(kind, spec, self.cfg.user, self.clock().t)
             except FlowError as e:
                 raise ValueError(str(e)) from None
-            return f"flow {box['id']} queued: {target}"
+            return f"flow {flow} queued: {target}", flow
 
-        out = self._act("flow.start", target, spec.as_json() | {"kind": kind}, do)
-        return Outcome(out.ok, out.message, box.get("id"))
+        return self._act("flow.start", target, spec.as_json() | {"kind": kind}, do)
 
     def _main_idc(self, service: str) -> str | None:
         row = (ContainerRow.select(ContainerRow.idc).where(ContainerRow.service == service)
@@ -171,12 +171,15 @@ class FlowsFacade:
 
         return self._act(action, f"flow {flow}", {"flow": flow}, do)
 
+    @requestable
     def pause_flow(self, flow: int) -> Outcome:
         return self._flow_state(flow, "flow.pause", ("queued", "running"), "paused", "paused")
 
+    @requestable
     def resume_flow(self, flow: int) -> Outcome:
         return self._flow_state(flow, "flow.resume", ("paused",), "running", "resumed")
 
+    @requestable
     def stop_flow(self, flow: int) -> Outcome:
         """Nothing more is done; what is done stays, and every host and container keeps its state."""
         return self._flow_state(flow, "flow.stop", OPEN, "cancelled", "stopped")

@@ -11,6 +11,7 @@ import peewee as pw
 
 from cockpit.core.costs import CostHost, CostLine, breakdown, expiring, per_hour, per_month
 from cockpit.engine.actions import Outcome
+from cockpit.engine.requests import requestable
 from cockpit.store.db import get_meta
 from cockpit.store.models import (ContainerRow, EcsCallRow, EcsOrderRow, EventRow, HostRow, PoolMoveRow, ServiceRow,
                                   TaskRow, TemplateRow)
@@ -251,13 +252,14 @@ class HostsFacade:
     def _queue_task(self, action: str, kind: str, target: str, spec: dict, what: str) -> Outcome:
         now = self.clock().t
 
-        def do() -> str:
+        def do() -> tuple[str, int]:
             tid = TaskRow.insert(kind=kind, state="queued", spec=spec, actor=self.cfg.user, created_t=now,
                                  updated_t=now, real_created=time.time()).execute()
-            return f"task {tid} queued: {what}"
+            return f"task {tid} queued: {what}", tid
 
         return self._act(action, target, spec, do)
 
+    @requestable
     def order_hosts(self, sid: int, count: int, pool: str | None = None) -> Outcome:
         from cockpit.engine.orders import place_order, quote
         from cockpit.store import records
@@ -298,16 +300,20 @@ class HostsFacade:
         self._kick_drainer()
         return outcome
 
+    @requestable
     def pause_order(self, order_id: int) -> Outcome:
         return self._order_state("ecs.pause", order_id, ("queued", "running"), "paused")
 
+    @requestable
     def resume_order(self, order_id: int) -> Outcome:
         return self._order_state("ecs.resume", order_id, ("paused",), "running")
 
+    @requestable
     def cancel_order(self, order_id: int) -> Outcome:
         return self._order_state("ecs.cancel", order_id, ("queued", "running", "paused"), "cancelled",
                                  real_finished=time.time())
 
+    @requestable
     def retry_order(self, order_id: int) -> Outcome:
         """A stopped order starts again from its first zone: stock may have come back."""
         return self._order_state("ecs.retry", order_id, ("failed", "cancelled"), "queued", option=0, reason=None,
@@ -339,6 +345,7 @@ class HostsFacade:
             return f"{from_pool}{' in ' + idc if idc else ''} has {n} live hosts; {count} asked for"
         return None
 
+    @requestable
     def move_hosts(self, *, to_pool: str, from_pool: str | None = None, idc: str | None = None,
                    count: int | None = None, hosts: list[str] | None = None, reason: str = "move") -> Outcome:
         why = self.move_problem(to_pool=to_pool, from_pool=from_pool, idc=idc, count=count, hosts=hosts)
@@ -352,16 +359,19 @@ class HostsFacade:
             what = f"{count} hosts of {from_pool}{' in ' + idc if idc else ''} to {to_pool}"
         return self._queue_task("pool.move", "pool_move", to_pool, spec, what)
 
+    @requestable
     def release_hosts(self, hosts: list[str]) -> Outcome:
         return self._queue_task("host.release", "release", ",".join(hosts[:5]),
                                 {"hosts": hosts, "reason": "released by hand"}, f"release {len(hosts)} cloud hosts")
 
+    @requestable
     def renew_hosts(self, hosts: list[str], months: int = 1) -> Outcome:
         if not 1 <= months <= 60:
             return Outcome(False, "months must be from 1 to 60")
         return self._queue_task("host.renew", "renew", ",".join(hosts[:5]), {"hosts": hosts, "months": months},
                                 f"renew {len(hosts)} prepaid hosts for {months} month(s)")
 
+    @requestable
     def retry_init(self, hosts: list[str]) -> Outcome:
         def do() -> str:
             n = HostRow.update(status="pending", init_task=None, status_detail=None).where(

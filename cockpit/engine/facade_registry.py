@@ -11,6 +11,7 @@ import peewee as pw
 
 from cockpit.core.replication import Cell, Sharing, matrix, sharing
 from cockpit.engine.actions import Outcome
+from cockpit.engine.requests import requestable
 from cockpit.store.models import ManifestRow, RegistryHealthRow, RegistryImageRow, ReplicationRow, ReplicationTaskRow
 
 ACTIVE = ("pending", "running")
@@ -239,6 +240,7 @@ class RegistryFacade:
                         "to replicate")
         return None
 
+    @requestable
     def replicate(self, policy: str, images: list[str] | None = None) -> Outcome:
         """Start a policy's replication now (of some images, or all it covers)."""
         from cockpit.engine.registry_watch import queue
@@ -257,6 +259,7 @@ class RegistryFacade:
         self._kick_replicator()
         return outcome
 
+    @requestable
     def stop_replication(self, execution: int) -> Outcome:
         row = ReplicationRow.get_or_none(ReplicationRow.id == execution)
         if row is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from cockpit.core.autoscale.decide import window_starts, windows
 from cockpit.core.autoscale.rules import rule_problems, rule_spec
 from cockpit.engine.actions import Outcome
+from cockpit.engine.requests import requestable
 from cockpit.engine.autoscale import counts, load_rules
 from cockpit.store.models import ScaleDecisionRow, ScaleRuleRow, ServiceMetricRow
 
@@ -134,6 +135,7 @@ class ScaleFacade:
             out += [ScheduledView(start, end, r.name, r.services, what) for start, end in spans]
         return sorted(out, key=lambda v: v.start)[:20]
 
+    @requestable
     def set_rule_paused(self, name: str, paused: bool) -> Outcome:
         row = ScaleRuleRow.get_or_none(ScaleRuleRow.name == name)
         if row is None:
@@ -166,6 +168,7 @@ class ScaleFacade:
             return f"{field or 'rule'}: {why}"
         return None
 
+    @requestable
     def edit_rule(self, name: str, spec: dict) -> Outcome:
         """Replace a rule's fields (its name stays); checked like the world file's rules."""
         row = ScaleRuleRow.get_or_none(ScaleRuleRow.name == name)

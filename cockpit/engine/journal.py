@@ -29,21 +29,28 @@ def event(t: float, level: str, kind: str, scope: str, message: str) -> None:
 
 
 @lru_cache(maxsize=1)
-def host() -> str:
+def _here() -> str:
     return socket.gethostname()
 
 
+def host() -> str:
+    """This machine's name, as the audit log and requests give it."""
+    return _here()
+
+
 def audit(
-    *, user: str, role: str, action: str, target: str, details: dict, outcome: str, platform_t: float | None
+    *, user: str, role: str, action: str, target: str, details: dict, outcome: str, platform_t: float | None,
+    host: str | None = None,
 ) -> None:
-    """Append an entry to the chain (in the caller's transaction, if any)."""
+    """Append an entry to the chain (in the caller's transaction, if any). `host`: where it was
+    asked, when that is not here (a request from another jump host)."""
     db = AuditRow._meta.database
     fields = {  # as the store gives them back, so the hash is the one a reader computes
         "real_t": time.time(),
         "platform_t": None if platform_t is None else float(platform_t),  # a REAL column: 5 comes back 5.0
         "user": user,
         "role": role,
-        "host": host(),
+        "host": host or _here(),
         "action": action,
         "target": target if len(target) <= 200 else target[:199] + "…",  # a column of 255 on PostgreSQL
         "details": json.loads(AuditRow.details.db_value(details)),
@@ -53,6 +60,7 @@ def audit(
         postgres = isinstance(_real(db), pw.PostgresqlDatabase)
         if postgres:
             db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+            fields["db_user"] = session_user(db)  # the trigger refuses any other name
         last = AuditRow.select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1).tuples().first()
         prev = last[1] if last else GENESIS
         if postgres:  # the sequence's next id (taken under the lock: ids follow the chain's order)
@@ -61,6 +69,11 @@ def audit(
             new_id = (last[0] if last else 0) + 1
         fields["id"] = new_id
         AuditRow.insert(**fields, prev_hash=prev, hash=entry_hash(prev, fields)).execute()
+
+
+def session_user(db: pw.Database) -> str:
+    """The database role this connection is (PostgreSQL), as the database itself says."""
+    return db.execute_sql("SELECT session_user").fetchone()[0]
 
 
 @lru_cache(maxsize=1)
@@ -109,7 +122,7 @@ def entries(after_id: int = 0, batch: int = VERIFY_BATCH) -> Iterator[Entry]:
     held whole)."""
     a = AuditRow
     cols = (a.id, a.real_t, a.platform_t, a.user, a.role, a.host, a.action, a.target, a.details, a.outcome,
-            a.prev_hash, a.hash)
+            a.prev_hash, a.hash, a.db_user)
     while True:
         rows = list(a.select(*cols).where(a.id > after_id).order_by(a.id).limit(batch).tuples())
         for r in rows:
@@ -145,7 +158,7 @@ def find(*, user: str | None = None, action: str | None = None, outcome: str | N
         cond &= a.real_t >= since_real
     q = a.select().where(cond).order_by(a.id.desc()).limit(limit)
     return [Entry(r.id, r.real_t, r.platform_t, r.user, r.role, r.host, r.action, r.target, r.details or {}, r.outcome,
-                  r.prev_hash, r.hash) for r in q]
+                  r.prev_hash, r.hash, r.db_user) for r in q]
 
 
 def distinct(column: str, limit: int = 200) -> list[str]:

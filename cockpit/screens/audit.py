@@ -264,6 +264,8 @@ class AuditScreen(PolledView):
             return
         tz = self.cockpit_app.cockpit.world.traffic.tz
         host = f" from {a.host}" if a.host else ""
+        if a.db_user and a.db_user != a.user:  # done for them by an engine (PostgreSQL records which)
+            host += f", written by database role {a.db_user}"
         detail.update(Text("\n").join([
             Text.assemble((f"#{a.id} {a.action}", "bold"), f" on {a.target} by {a.user} ({a.role}){host}: ",
                           (a.outcome, OUTCOME_STYLE.get(a.outcome, ""))),

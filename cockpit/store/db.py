@@ -25,7 +25,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 from cockpit.store.errors import WAY_OUT, StoreError
 from cockpit.store.models import ALL_MODELS, JSONField, Meta, proxy
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 BUSY_TIMEOUT_MS = 10_000
 
 Migration = Callable[[pw.Database, SchemaMigrator], None]
@@ -95,13 +95,26 @@ def _v8_audit_chain(db: pw.Database, migrator: SchemaMigrator) -> None:
     migrate(migrator.add_index("audit", ("prev_hash",), True))
 
 
+def _v9_requests(db: pw.Database, migrator: SchemaMigrator) -> None:
+    """Action requests (asked of the engine where roles are enforced), and the database role of
+    each audit entry, which PostgreSQL's triggers keep honest."""
+    from cockpit.store.guards import install_triggers
+    from cockpit.store.models import RequestRow
+
+    if "db_user" not in {c.name for c in db.get_columns("audit")}:
+        migrate(migrator.add_column("audit", "db_user", pw.CharField(null=True)))
+    db.create_tables([RequestRow])
+    install_triggers(db)
+
+
 def chain_audit(db: pw.Database) -> int:
     """Chain every audit entry in id order (the v8 upgrade). Returns how many there are."""
     from cockpit.core.audit_chain import FIELDS, GENESIS, entry_hash
     from cockpit.store.models import AuditRow
 
     prev, rows = GENESIS, []
-    for r in AuditRow.select().order_by(AuditRow.id):
+    cols = [AuditRow.id] + [getattr(AuditRow, k) for k in FIELDS if k != "id"]  # the columns of schema 8
+    for r in AuditRow.select(*cols).order_by(AuditRow.id):
         h = entry_hash(prev, {k: getattr(r, k) for k in FIELDS})
         rows.append((prev, h, r.id))
         prev = h
@@ -115,7 +128,8 @@ def chain_audit(db: pw.Database) -> int:
 
 # Upgrades in place: MIGRATIONS[n] takes a store at version n-1 to version n.
 MIGRATIONS: dict[int, Migration] = {2: _v2_container_ref, 3: _v3_hosts_orders_moves, 4: _v4_addresses_and_calls,
-                                    5: _v5_registries, 6: _v6_autoscaling, 7: _v7_flows, 8: _v8_audit_chain}
+                                    5: _v5_registries, 6: _v6_autoscaling, 7: _v7_flows, 8: _v8_audit_chain,
+                                    9: _v9_requests}
 
 
 def data_dir() -> Path:
@@ -304,8 +318,11 @@ def problems(db: pw.Database) -> list[str]:
 
 
 def _create(db: pw.Database) -> None:
+    from cockpit.store.guards import install_triggers
+
     with db.atomic():
         db.create_tables(ALL_MODELS)
+        install_triggers(db)
         set_meta("schema_version", str(SCHEMA_VERSION))
         set_meta("store_id", uuid.uuid4().hex[:12])
 
@@ -381,6 +398,10 @@ def upgrade_store(url: str) -> tuple[int, int, str | None]:
             for target in range(version + 1, SCHEMA_VERSION + 1):
                 MIGRATIONS[target](db, migrator)
                 set_meta("schema_version", str(target))
+            from cockpit.store.guards import SECURED_KEY, regrant
+
+            if get_meta(SECURED_KEY) == "1":  # the new tables get the roles' privileges too
+                regrant(db)
         return version, SCHEMA_VERSION, saved
     except StoreError:
         raise
@@ -394,8 +415,19 @@ def reset_store(db: pw.Database) -> None:
     """Drop every table of ours and create them again, in one transaction (the caller's). The store
     gets a new id: client tokens derive from it and from task and order ids, which start again
     from 1, so the new platform's calls are never taken for the old one's."""
+    from cockpit.store.guards import SECURED_KEY, install_triggers, regrant
+
+    try:  # a store that enforced roles goes on enforcing them (a savepoint: a damaged meta may fail)
+        with db.atomic():
+            secured = get_meta(SECURED_KEY) == "1"
+    except (pw.PeeweeException, sqlite3.Error):
+        secured = False
     db.drop_tables(ALL_MODELS, safe=True)
     db.create_tables(ALL_MODELS)
+    install_triggers(db)
+    if secured:
+        regrant(db)
+        set_meta(SECURED_KEY, "1")
     set_meta("schema_version", str(SCHEMA_VERSION))
     set_meta("store_id", uuid.uuid4().hex[:12])
 

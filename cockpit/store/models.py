@@ -172,6 +172,9 @@ class AuditRow(Base):
     outcome = pw.CharField()  # done | refused | failed; the engine's: queued, started, ...
     prev_hash = pw.CharField(max_length=64, default="")
     hash = pw.CharField(max_length=64, default="")
+    # PostgreSQL: the database role that wrote the entry, which a trigger holds to session_user
+    # (None on SQLite, and in entries older than schema 9). The hash covers it when it is set.
+    db_user = pw.CharField(null=True)
 
     class Meta:
         table_name = "audit"
@@ -506,6 +509,28 @@ class FlowItemRow(Base):
         indexes = ((("task", "kind", "name"), True),)
 
 
+class RequestRow(Base):
+    """An action asked of the engine by a Cockpit that may not write the store itself (PostgreSQL
+    with roles enforced: engine/requests.py). The database fills `requester` with the session's
+    role (a trigger), so nobody can ask as someone else; the engine checks that person's role."""
+
+    requester = pw.CharField(null=True)
+    host = pw.CharField(default="")  # the jump host it was asked from
+    method = pw.CharField()  # the facade's action method
+    args = JSONField(default=dict)
+    role_cap = pw.CharField()  # the role the asking Cockpit runs with (--role only lowers the mapping's)
+    readonly = pw.BooleanField(default=False)
+    wait = pw.BooleanField(default=True)  # False: nobody waits for the answer (a refusal to record)
+    state = pw.CharField(default="queued", index=True)  # queued | done | refused | failed | withdrawn | expired
+    message = pw.TextField(null=True)
+    task = pw.IntegerField(null=True)  # the task or flow the action queued
+    created_real = pw.DoubleField()  # the database's clock (a trigger sets it on PostgreSQL)
+    answered_real = pw.DoubleField(null=True)
+
+    class Meta:
+        table_name = "action_request"
+
+
 ALL_MODELS = [
     Meta,
     PoolRow,
@@ -534,4 +559,5 @@ ALL_MODELS = [
     ScaleDecisionRow,
     ServiceMetricRow,
     FlowItemRow,
+    RequestRow,
 ]
