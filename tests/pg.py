@@ -66,6 +66,25 @@ class Cluster:
         _as_postgres(_bin("pg_ctl"), "-D", f"{self.root}/data", "-m", "immediate", "stop")
         shutil.rmtree(self.root, ignore_errors=True)
 
+    def down(self) -> None:
+        """The server stopped (until `up`): clients meet a refused connection."""
+        r = _as_postgres(_bin("pg_ctl"), "-D", f"{self.root}/data", "-m", "fast", "-w", "stop")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop: {r.stderr.strip()}")
+
+    def up(self) -> None:
+        r = _as_postgres(_bin("pg_ctl"), "-D", f"{self.root}/data", "-l", f"{self.root}/log", "-w", "-o",
+                         _options(self.root, self.port), "start")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl start: {r.stderr.strip()}")
+
+    def restart(self) -> None:
+        """What a database administrator's restart does to clients: every connection dropped."""
+        r = _as_postgres(_bin("pg_ctl"), "-D", f"{self.root}/data", "-m", "fast", "-w", "-l", f"{self.root}/log",
+                         "restart")
+        if r.returncode != 0:
+            raise RuntimeError(f"pg_ctl restart: {r.stderr.strip()}")
+
 
 def start(*, within: list[str] | None = None, peer: bool = False) -> Cluster:
     """initdb and start a cluster in a new temporary directory; RuntimeError says what failed.
@@ -101,14 +120,18 @@ def start(*, within: list[str] | None = None, peer: bool = False) -> Cluster:
     if peer:
         _peer_auth(root)
     port = _free_port()
-    opts = f"-k {root}/sock -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off " \
-           "-c synchronous_commit=off -c max_connections=200"
+    opts = _options(root, port)
     r = _as_postgres(pg_ctl, "-D", f"{root}/data", "-l", log, "-w", "-o", opts, "start", within=within)
     if r.returncode != 0:
         text = open(log).read()[-500:]
         shutil.rmtree(root, ignore_errors=True)
         raise RuntimeError(f"pg_ctl start: {r.stderr.strip()} {text}")
     return Cluster(root, f"{root}/sock", port)
+
+
+def _options(root: str, port: int) -> str:
+    return (f"-k {root}/sock -p {port} -c listen_addresses='' -c fsync=off -c full_page_writes=off "
+            "-c synchronous_commit=off -c max_connections=200")
 
 
 def _peer_auth(root: str) -> None:

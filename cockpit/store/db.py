@@ -190,6 +190,25 @@ def _sqlite(path: str) -> pw.SqliteDatabase:
     )
 
 
+class _Postgres(pw.PostgresqlDatabase):
+    """PostgreSQL that gets over a server restart: a connection the server dropped is replaced
+    before the next statement outside a transaction (the statement that met the drop failed, and
+    its caller said so; nothing is retried behind its back)."""
+
+    def cursor(self, named_cursor=None):
+        conn = self._state.conn
+        if conn is not None and not self._state.closed and getattr(conn, "broken", False) \
+                and self.transaction_depth() == 0:
+            self.close()
+        return super().cursor(named_cursor)
+
+    def rollback(self):
+        conn = self._state.conn
+        if conn is not None and getattr(conn, "broken", False):
+            return  # nothing to roll back on a dropped connection: the error that dropped it stands
+        super().rollback()
+
+
 def connect(url: str) -> pw.Database:
     """A database from a path or a URL (sqlite:///x.db, postgresql://…)."""
     if "://" not in url:
@@ -197,8 +216,11 @@ def connect(url: str) -> pw.Database:
     if url.startswith("sqlite:///"):
         return _sqlite(url[len("sqlite:///") :] or ":memory:")
     from playhouse.db_url import connect as url_connect
+    from playhouse.db_url import parse
 
     try:
+        if url.startswith(("postgresql://", "postgres://")):
+            return _Postgres(**parse(url))
         return url_connect(url)
     except (RuntimeError, ValueError, ImportError, pw.ImproperlyConfigured) as e:
         raise StoreError(f"store {shown(url)}: {e}") from None
