@@ -107,6 +107,11 @@ def test_a_request_older_than_its_expiry_is_refused_not_done_late(tmp_path):
     ("scale_in", {"service": "user"}, "missing a required argument: 'count'"),
     ("scale_in", {"service": "user", "count": 1, "force": True}, "unexpected keyword argument 'force'"),
     ("apply_plan", {"p": {}}, "no action 'apply_plan'"),  # only methods whose arguments are JSON values
+    ("scale_in", {"service": "user", "count": 1.5}, "count: expected a whole number, got 1.5"),
+    ("scale_in", {"service": "user", "count": True}, "count: expected a whole number, got True"),
+    ("set_speed", {"speed": "fast"}, "speed: expected a number, got 'fast'"),
+    ("release_hosts", {"hosts": ["a", 2]}, "hosts: item 1: expected text"),
+    ("scale_in", {"self": 1, "service": "user", "count": 1}, "multiple values for argument 'self'"),
 ])
 def test_a_request_the_engine_cannot_read_is_refused_and_audited(site, method, args, said):
     rid = RequestRow.insert(requester=ME, method=method, args=args, role_cap="operator",
@@ -118,6 +123,37 @@ def test_a_request_the_engine_cannot_read_is_refused_and_audited(site, method, a
     assert row.state == "refused" and said in row.message, row.message
     entry = AuditRow.get(AuditRow.target == f"request {rid}")
     assert (entry.user, entry.action, entry.outcome) == (ME, method, "refused")
+
+
+def test_a_request_turned_down_before_its_action_ran_is_audited_as_failed(site):
+    out = asking(site).scale_in("nosuch", 1)
+    assert not out.ok and "no service named 'nosuch'" in out.message
+    rid = RequestRow.get(RequestRow.method == "scale_in").id
+    entry = AuditRow.get(AuditRow.target == f"request {rid}")
+    assert (entry.user, entry.role, entry.outcome) == (ME, "operator", "failed")
+    assert "no service named" in entry.details["why"]
+
+
+def test_a_plan_is_audited_as_what_its_parts_place_not_as_described(site):
+    host = site.cockpit.hosts()[0].name
+    parts = [{"service": "feed", "count": 1, "placements": [[host, 1]]}]
+    out = asking(site).queue_plan("user +1 (spread)", parts, {})
+    assert out.ok and "feed +1" in out.message
+    entry = AuditRow.get(AuditRow.action == "plan.apply")
+    assert (entry.target, entry.details["placed"]) == ("feed", {"feed": 1})
+    bad = asking(site).queue_plan("x", [{"service": "feed", "placements": [[host, -5]]}], {})
+    assert not bad.ok and "placements must be [host, count] pairs" in bad.message
+
+
+def test_a_refusal_of_something_allowed_is_not_recorded(site):
+    out = asking(site).record_refusal("sim.speed")  # sent without waiting; the engine finds nothing refused
+    assert out.ok
+    deadline = time.monotonic() + 15
+    while RequestRow.get(RequestRow.method == "record_refusal").state == "queued":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert RequestRow.get(RequestRow.method == "record_refusal").state == "refused"
+    assert not AuditRow.select().where(AuditRow.action == "sim.speed").exists()
 
 
 def test_a_refusal_is_recorded_by_the_engine_without_anyone_waiting(site):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import peewee as pw
 import pytest
 
 from cockpit.cli import main
@@ -66,6 +67,19 @@ class Site:
                            env=self.users.env(user), cwd=self.users.root, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         return json.loads(r.stdout)
+
+
+def _hold(site: Site, user: str, statements: list[str], seconds: float) -> subprocess.Popen:
+    """As that user, in one transaction: run the statements, say "held", keep it open a while."""
+    script = ("import json, sys, time, psycopg\n"
+              f"c = psycopg.connect(host={site.cluster.sockdir!r}, port={site.cluster.port}, dbname={site.db!r}, "
+              f"user={user!r})\n"
+              "for s in json.loads(sys.argv[1]):\n    c.execute(s)\n"
+              f"print('held', flush=True)\ntime.sleep({seconds})\nc.commit()\n")
+    p = subprocess.Popen([*site.users.as_user(user), sys.executable, "-c", script, json.dumps(statements)],
+                         env=site.users.env(user), cwd=site.users.root, stdout=subprocess.PIPE, text=True)
+    assert _line(p) == "held"
+    return p
 
 
 def _line(p: subprocess.Popen, timeout: float = 60) -> str:
@@ -140,16 +154,27 @@ def test_a_viewers_crafted_writes_are_refused_by_the_database(site, store):
         "INSERT INTO audit (real_t, \"user\", role, host, action, target, details, outcome, prev_hash, hash, db_user) "
         "VALUES (0, 'ckt-ada', 'admin', 'h', 'host.release', 'x', '{}', 'done', 'p', 'h', 'ckt-victor')",
         "UPDATE audit SET outcome = 'done'",
-        # asking the engine as somebody else
+        # asking the engine as somebody else, or jumping the queue with an id of one's own
         "INSERT INTO action_request (requester, host, method, args, role_cap, readonly, wait, state, created_real) "
         "VALUES ('ckt-ada', 'h', 'release_hosts', '{\"hosts\": [\"x\"]}', 'admin', false, true, 'queued', 0)",
+        "INSERT INTO action_request (id, host, method, args, role_cap, readonly, wait, state, created_real) "
+        "VALUES (-1, 'h', 'set_speed', '{}', 'viewer', false, true, 'queued', 0)",
         "UPDATE action_request SET state = 'done'",
         "CREATE TABLE mine (x int)",
+        # a request the engine could not read, or too big to hold
+        "INSERT INTO action_request (host, method, args, role_cap, readonly, wait, state, created_real) "
+        "VALUES ('h', 'set_speed', 'not json', 'viewer', false, true, 'queued', 0)",
+        "INSERT INTO action_request (host, method, args, role_cap, readonly, wait, state, created_real) "
+        "VALUES ('h', 'set_speed', '[1]', 'viewer', false, true, 'queued', 0)",
+        "INSERT INTO action_request (host, method, args, role_cap, readonly, wait, state, created_real) "
+        "VALUES ('h', 'set_speed', '{\"x\": \"' || repeat('x', 300000) || '\"}', 'viewer', false, true, 'queued', 0)",
     )
-    assert [s.startswith("permission denied") for s in said[:5]] == [True] * 5, said
-    assert said[5] == "action_request: ckt-victor may ask only as themselves, not as ckt-ada", said
-    assert said[6] == "ok"  # row-level security: it matched none of the rows, its own queued ones being none
-    assert said[7].startswith("permission denied for schema public"), said
+    assert [s.startswith("permission denied") for s in said[:7]] == [True] * 7, said
+    assert said[7] == "ok"  # row-level security: it matched none of the rows, its own queued ones being none
+    assert said[8].startswith("permission denied for schema public"), said
+    assert said[9:] == ["action_request: the arguments are not JSON",
+                        "action_request: the arguments are not a JSON object",
+                        "action_request: too big (arguments at most 256 KiB, host at most 64 characters)"], said
     assert RequestRow.select().where(RequestRow.state == "done", RequestRow.requester == VICTOR).count() == 0
     assert TaskRow.select().where(TaskRow.actor == VICTOR).count() == 0
     # and through Cockpit: the engine refuses, as the viewer the database says asked
@@ -183,6 +208,7 @@ def test_an_operator_cannot_do_an_admin_action_even_by_asking_the_engine_directl
     assert row.state == "refused" and "needs role admin" in row.message, row.message
     (entry,) = _audit(user=ALICE, action="host.release")
     assert (entry.role, entry.outcome, entry.details["request"], entry.db_user) == ("operator", "refused", rid, ENGINE)
+    assert entry.host == "h via the local socket"
     # and writing the task the engine would have queued: the database refuses
     said = site.sql(ALICE, "INSERT INTO task (kind, state, spec, progress, actor, created_t, updated_t, "
                            f"real_created) VALUES ('release', 'queued', '{args}', '{{}}', 'ckt-alice', 0, 0, 0)")
@@ -195,11 +221,12 @@ def test_an_operators_action_is_done_by_the_engine_and_audited_as_them(site, sto
     assert r.returncode == 0, r.stderr
     assert "scale task" in r.stdout and "queued: user -1" in r.stdout
     req = RequestRow.select().where(RequestRow.requester == ALICE, RequestRow.method == "scale_in").get()
-    assert (req.state, req.host) == ("done", socket.gethostname())
+    assert (req.state, req.host) == ("done", f"{socket.gethostname()} via the local socket")
     task = TaskRow.get_by_id(req.task)
     assert (task.kind, task.actor) == ("scale_in", ALICE)
     (entry,) = _audit(user=ALICE, action="service.scale_in")
     assert (entry.role, entry.outcome, entry.db_user, entry.details["request"]) == ("operator", "done", ENGINE, req.id)
+    assert entry.host == req.host  # where the database saw it come from, beside the name the Cockpit gave
     # a role lowered for a run holds in the engine too
     r = site.run(ADA, "--role", "viewer", "scale-in", "--service", "user", "--count", "1", "--yes")
     assert r.returncode == 2 and "needs role operator; you are viewer" in r.stderr
@@ -225,3 +252,48 @@ def test_a_tampered_entry_is_found_by_audit_verify(site, store):
         db.execute_sql('UPDATE audit SET "user" = %s WHERE id = %s', (first.user, first.id))
     finally:
         db.execute_sql("ALTER TABLE audit ENABLE TRIGGER audit_append")
+
+
+def _ask(site: Site, user: str, method: str, args: dict, role_cap: str = "operator") -> RequestRow:
+    text = json.dumps(args).replace("'", "''")
+    said = site.sql(user, "INSERT INTO action_request (host, method, args, role_cap, readonly, wait, created_real) "
+                          f"VALUES ('h', '{method}', '{text}', '{role_cap}', false, true, 0) RETURNING id")
+    assert said == ["ok"], said
+    rid = RequestRow.select(pw.fn.MAX(RequestRow.id)).where(RequestRow.requester == user).scalar()
+    return _answered(rid)
+
+
+def test_a_crafted_request_is_held_to_the_actions_own_types_and_audited(site, store):
+    row = _ask(site, ALICE, "scale_in", {"service": "user", "count": 1.5})
+    assert row.state == "refused" and "count: expected a whole number, got 1.5" in row.message
+    row = _ask(site, ALICE, "scale_in", {"service": "nosuch", "count": 1})
+    assert row.state == "failed" and "no service named 'nosuch'" in row.message
+    row = _ask(site, ALICE, "set_speed", {"speed": 2}, role_cap="superuser")
+    assert row.state == "refused" and "is not a role" in row.message
+    for rid, outcome in ((row.id - 2, "refused"), (row.id - 1, "failed"), (row.id, "refused")):
+        (entry,) = _audit(target=f"request {rid}")
+        assert (entry.user, entry.outcome) == (ALICE, outcome)
+        assert entry.role in ("operator", "unknown")  # never the role the request claimed
+    assert TaskRow.select().where(TaskRow.actor == ALICE, TaskRow.kind == "scale_in",
+                                  TaskRow.spec.contains("1.5")).count() == 0
+
+
+def test_locks_an_sre_can_take_do_not_stall_the_engine(site, store):
+    mine = _ask(site, ALICE, "set_paused", {"paused": False})  # answered: now hold a queued one
+    text = json.dumps({"paused": False})
+    holder = _hold(site, ALICE, [
+        "INSERT INTO action_request (host, method, args, role_cap, readonly, wait, created_real) "
+        f"VALUES ('h', 'set_paused', '{text}', 'operator', false, true, 0)",
+        "SELECT id FROM action_request WHERE state = 'queued' FOR UPDATE",
+        "SELECT pg_advisory_lock(7163384592751256932)",  # the audit chain's old lock: not the engine's now
+    ], seconds=8)
+    try:
+        started = time.monotonic()
+        r = site.run(VICTOR, "audit", "verify")
+        assert r.returncode == 0
+        r = site.run(ADA, "scale-in", "--service", "user", "--count", "1", "--yes")
+        assert r.returncode == 0, r.stderr
+        assert time.monotonic() - started < 8, "the engine waited on a lock an SRE held"
+    finally:
+        holder.wait(30)
+    assert mine.state == "done"

@@ -2,7 +2,7 @@
 
 The audit log is a hash chain (core/audit_chain.py). Appending reads the last entry's hash and
 writes the next entry in one transaction that no other appender can enter: on SQLite the write
-lock (every transaction begins IMMEDIATE), on PostgreSQL a transaction-level advisory lock taken
+lock (every transaction begins IMMEDIATE), on PostgreSQL a row lock on meta's `audit_head` taken
 before the read. The unique index on `prev_hash` backs this up: a fork cannot be stored.
 """
 
@@ -19,7 +19,7 @@ import peewee as pw
 from cockpit.core.audit_chain import GENESIS, Entry, Walk, entry_hash, walk
 from cockpit.store.models import AuditRow, EcsOrderRow, EventRow, TaskRow
 
-AUDIT_LOCK = 0x636B70745F617564  # pg_advisory_xact_lock key of the audit chain ("ckpt_aud")
+AUDIT_HEAD = "audit_head"  # the meta row appenders lock on PostgreSQL
 ENGINE_ROLE = "engine"
 VERIFY_BATCH = 5000
 
@@ -59,7 +59,7 @@ def audit(
     with db.atomic():
         postgres = isinstance(_real(db), pw.PostgresqlDatabase)
         if postgres:
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (AUDIT_LOCK,))
+            _lock_chain(db)
             fields["db_user"] = session_user(db)  # the trigger refuses any other name
         last = AuditRow.select(AuditRow.id, AuditRow.hash).order_by(AuditRow.id.desc()).limit(1).tuples().first()
         prev = last[1] if last else GENESIS
@@ -69,6 +69,14 @@ def audit(
             new_id = (last[0] if last else 0) + 1
         fields["id"] = new_id
         AuditRow.insert(**fields, prev_hash=prev, hash=entry_hash(prev, fields)).execute()
+
+
+def _lock_chain(db: pw.Database) -> None:
+    """Appenders one at a time (PostgreSQL): a row lock on meta's `audit_head`, which only a role
+    that may write the store can take (an advisory lock anyone can hold, and stall the engine)."""
+    db.execute_sql('INSERT INTO "meta" ("key", "value") VALUES (%s, %s) ON CONFLICT ("key") DO NOTHING',
+                   (AUDIT_HEAD, ""))
+    db.execute_sql('SELECT "value" FROM "meta" WHERE "key" = %s FOR UPDATE', (AUDIT_HEAD,))
 
 
 def session_user(db: pw.Database) -> str:

@@ -30,6 +30,7 @@ import peewee as pw
 from cockpit.engine import journal
 from cockpit.engine.actions import Outcome
 from cockpit.engine.lease import LeaseLost
+from cockpit.engine.request_args import problem
 from cockpit.store.db import db_now, describe
 from cockpit.store.guards import is_postgres
 from cockpit.store.models import RequestRow
@@ -89,11 +90,11 @@ class RequestClient:
             return Outcome(False, f"{method}: the request is too big ({len(text) // 1024} KiB; at most "
                                   f"{MAX_ARGS_BYTES // 1024} KiB)")
         try:
-            # PostgreSQL names the requester itself (a trigger); SQLite takes the Cockpit's word
-            requester = None if is_postgres(self.db) else self.cfg.user
-            rid = RequestRow.insert(requester=requester, method=method, args=args, role_cap=self.cfg.role,
-                                    readonly=self.cfg.readonly, host=journal.host(), wait=wait,
-                                    created_real=time.time()).execute()
+            row = {"method": method, "args": args, "role_cap": self.cfg.role, "readonly": self.cfg.readonly,
+                   "host": journal.host()[:64], "wait": wait, "created_real": time.time()}
+            if not is_postgres(self.db):  # PostgreSQL names the requester itself (a trigger)
+                row["requester"] = self.cfg.user
+            rid = RequestRow.insert(**row).execute()
         except (pw.PeeweeException, OSError) as e:
             return Outcome(False, f"asking the engine to {method} failed: {describe(e)}")
         if not wait:
@@ -131,18 +132,28 @@ class RequestDesk:
         ids = [i for (i,) in RequestRow.select(RequestRow.id).where(RequestRow.state == "queued")
                .order_by(RequestRow.id).limit(BATCH).tuples()]
         for rid in ids:
-            self._take(rid)
+            try:
+                self._take(rid)
+            except LeaseLost:
+                raise
+            except Exception as e:  # noqa: BLE001 - one row nobody can read must not hold up the rest
+                log.exception("request %s could not be read", rid)
+                with self.engine.lease.fenced():
+                    RequestRow.update(state="refused", message=f"refused: the engine could not read it: {describe(e)}",
+                                      answered_real=db_now(self.db)).where(
+                        (RequestRow.id == rid) & (RequestRow.state == "queued")).execute()
         return len(ids)
 
     def _take(self, rid: int) -> None:
         with self.engine.lease.fenced():
             q = RequestRow.select().where((RequestRow.id == rid) & (RequestRow.state == "queued"))
-            row = (q.for_update() if is_postgres(self.db) else q).first()
-            if row is None:  # withdrawn meanwhile
+            # SKIP LOCKED: a row someone holds (its asker, withdrawing) is left for the next look
+            row = (q.for_update(skip_locked=True) if is_postgres(self.db) else q).first()
+            if row is None:  # withdrawn meanwhile, or held
                 return
             now = db_now(self.db)
             if now - row.created_real > EXPIRE_S:
-                outcome = self._refused(row, f"expired: no engine took it within {EXPIRE_S:g} s")
+                outcome = self._refused(row, None, f"expired: no engine took it within {EXPIRE_S:g} s")
                 state = "expired"
             else:
                 outcome = self._run(row)
@@ -155,32 +166,41 @@ class RequestDesk:
         from cockpit.engine.facade import Cockpit
         from cockpit.identity import IdentityError, resolve_named
 
-        method = REQUESTABLE.get(row.method)
-        if method is None:
-            return self._refused(row, f"no action {row.method!r}")
         try:
             who = resolve_named(row.requester or "", row.role_cap, self.cfg.roles_file)
         except IdentityError as e:
-            return self._refused(row, str(e))
+            return self._refused(row, None, str(e))
+        method = REQUESTABLE.get(row.method)
+        if method is None:
+            return self._refused(row, who.role, f"no action {row.method[:64]!r}")
+        args = row.args if isinstance(row.args, dict) else {}
+        why = problem(method, args)
+        if why:
+            return self._refused(row, who.role, f"{row.method}: {why}")
         facade = Cockpit(as_requester(self.cfg, who, row.readonly), self.world, self.db, self.engine)
         facade.asked = (row.id, row.host)
-        args = row.args if isinstance(row.args, dict) else {}
-        try:
-            inspect.signature(method).bind(facade, **args)
-        except TypeError as e:
-            return self._refused(row, f"{row.method}: {e}")
         try:
             with self.db.atomic():  # a savepoint: what the method wrote goes if it fails
-                return method(facade, **args)
+                outcome = method(facade, **args)
         except LeaseLost:
             raise
         except Exception as e:  # noqa: BLE001 - answered and kept, never retried for ever
             log.exception("request %s (%s) failed", row.id, row.method)
-            return Outcome(False, f"{row.method} failed in the engine: {describe(e)}")
+            outcome = Outcome(False, f"{row.method} failed in the engine: {describe(e)}")
+        if not outcome.ok and not facade.audited:  # turned down before the action was asked in full
+            self._said(row, who.role, outcome.message, "refused" if outcome.refused else "failed")
+        return outcome
 
-    def _refused(self, row: RequestRow, why: str) -> Outcome:
-        """Audited as refused, as the requester, before any action method ran."""
-        journal.audit(user=row.requester or "?", role=row.role_cap, action=row.method, target=f"request {row.id}",
-                      details={"request": row.id, "args": row.args, "why": why}, outcome="refused",
-                      platform_t=None, host=row.host)
+    def _refused(self, row: RequestRow, role: str | None, why: str) -> Outcome:
+        """Refused before any action method ran: audited as the requester, with the role the
+        mapping gives them (the role their Cockpit claimed is only a detail)."""
+        self._said(row, role, why, "refused")
         return Outcome(False, f"refused: {why}", refused=True)
+
+    def _said(self, row: RequestRow, role: str | None, why: str, outcome: str) -> None:
+        args = row.args if isinstance(row.args, dict) else {}
+        shown = json.dumps(args)
+        journal.audit(user=row.requester or "?", role=role or "unknown", action=row.method[:64],
+                      target=f"request {row.id}", outcome=outcome, platform_t=None, host=row.host,
+                      details={"request": row.id, "why": why, "role_claimed": row.role_cap[:20],
+                               "args": args if len(shown) <= 4096 else f"{len(shown)} bytes, not kept"})

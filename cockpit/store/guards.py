@@ -46,12 +46,31 @@ CREATE TRIGGER audit_append BEFORE INSERT OR UPDATE OR DELETE ON audit
 
 CREATE OR REPLACE FUNCTION cockpit_request_own() RETURNS trigger LANGUAGE plpgsql
 SET search_path = pg_catalog AS $$
+DECLARE
+  args jsonb;
 BEGIN
   IF NEW.requester IS NOT NULL AND NEW.requester <> session_user THEN
     RAISE EXCEPTION 'action_request: % may ask only as themselves, not as %', session_user, NEW.requester
       USING ERRCODE = '42501';
   END IF;
+  IF length(NEW.args) > 262144 OR length(NEW.host) > 64 THEN
+    RAISE EXCEPTION 'action_request: too big (arguments at most 256 KiB, host at most 64 characters)'
+      USING ERRCODE = '22023';
+  END IF;
+  BEGIN
+    args := NEW.args::jsonb;
+  EXCEPTION WHEN others THEN
+    RAISE EXCEPTION 'action_request: the arguments are not JSON' USING ERRCODE = '22023';
+  END;
+  IF jsonb_typeof(args) <> 'object' THEN
+    RAISE EXCEPTION 'action_request: the arguments are not a JSON object' USING ERRCODE = '22023';
+  END IF;
+  IF (SELECT count(*) FROM public.action_request r WHERE r.requester = session_user AND r.state = 'queued') >= 20 THEN
+    RAISE EXCEPTION 'action_request: % has 20 requests waiting already', session_user USING ERRCODE = '54000';
+  END IF;
   NEW.requester := session_user;
+  -- where the database saw it come from; the name the Cockpit gave is kept beside it
+  NEW.host := left(coalesce(NEW.host, ''), 64) || ' via ' || coalesce(host(inet_client_addr()), 'the local socket');
   NEW.state := 'queued';
   NEW.message := NULL;
   NEW.task := NULL;
@@ -95,7 +114,9 @@ def _grants(tables: list[str]) -> list[str]:
         f'GRANT SELECT, INSERT ON "audit" TO {eng}',
         f'GRANT SELECT, UPDATE ON "action_request" TO {eng}',
         f"GRANT SELECT ON {every} TO {sre}",
-        f'GRANT INSERT, UPDATE (state) ON "action_request" TO {sre}',
+        # not the id (a queue jumped, a clash), the requester, the answer: the trigger sets what it must
+        f'GRANT INSERT (host, method, args, role_cap, readonly, wait, state, created_real), UPDATE (state) '
+        f'ON "action_request" TO {sre}',
         'ALTER TABLE "action_request" ENABLE ROW LEVEL SECURITY',
     ]
     policies = {
@@ -125,6 +146,16 @@ def _sequences(db: pw.Database, tables: list[str]) -> list[str]:
     return out
 
 
+def _member_of(db: pw.Database, name: str, group: str) -> bool:
+    """Whether `name` is already in `group` (directly or through another role)."""
+    row = db.execute_sql(
+        "WITH RECURSIVE up(oid) AS (SELECT oid FROM pg_roles WHERE rolname = %s UNION "
+        "SELECT m.roleid FROM pg_auth_members m JOIN up ON m.member = up.oid) "
+        "SELECT EXISTS (SELECT 1 FROM up JOIN pg_roles r ON r.oid = up.oid WHERE r.rolname = %s)",
+        (name, group)).fetchone()
+    return bool(row[0])
+
+
 def _group(name: str) -> str:
     return (f"DO $$ BEGIN CREATE ROLE {_ident(name)} NOLOGIN; "
             "EXCEPTION WHEN duplicate_object THEN NULL; END $$")
@@ -148,8 +179,10 @@ def secure(db: pw.Database, *, engines: list[str], sres: list[str]) -> list[str]
     if len(engines) + len(sres) > MAX_ROLES:
         raise StoreError(f"store secure: at most {MAX_ROLES} roles at once")
     both = set(engines) & set(sres)
+    both |= {n for n in engines if _member_of(db, n, SRE_GROUP)} | {n for n in sres if _member_of(db, n, ENGINE_GROUP)}
     if both:
-        raise StoreError(f"store secure: {', '.join(sorted(both))}: a role is an engine or an SRE, not both")
+        raise StoreError(f"store secure: {', '.join(sorted(both))}: a role is an engine or an SRE, not both "
+                         f"(REVOKE it from {ENGINE_GROUP} or {SRE_GROUP} first)")
     tables = [m._meta.table_name for m in ALL_MODELS]
     statements = [_group(ENGINE_GROUP), _group(SRE_GROUP), *_grants(tables)]
     for name in engines:
