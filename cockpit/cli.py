@@ -93,6 +93,10 @@ def parser() -> argparse.ArgumentParser:
     si.add_argument("--idc", type=arg.name, metavar="IDC", help="in this IDC only")
     si.add_argument("--yes", action="store_true", help="do not ask")
 
+    bk = sub.add_parser("backends", help="how each backend (store, cloud, engines, discovery, registries) last answered")
+    _common(bk, suppress=True)
+    _with_json(bk)
+
     co = sub.add_parser("costs", help="cost per IDC, cluster and pool; prepaid hosts expiring")
     _common(co, suppress=True)
     _with_json(co)
@@ -270,7 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_engine(args, cfg)
         if args.command == "plan":
             return cmd_plan(args, cfg)
-        if args.command in ("ecs", "pools", "move", "costs", "scale-in"):
+        if args.command in ("ecs", "pools", "move", "costs", "scale-in", "backends"):
             from cockpit.cli_hosts import run
 
             return run(args, cfg)

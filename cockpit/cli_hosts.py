@@ -58,6 +58,8 @@ def _run(args: argparse.Namespace, s) -> int:
             print(f"{p.pool:<10} {p.cluster:<9} {p.kind:<8} {p.idc:<9} {f'{p.hosts_alive}/{p.hosts_total}':>9} "
                   f"{p.containers:>6} {p.pending_init:>5}")
         return 0
+    if args.command == "backends":
+        return _backends(args, c)
     if args.command == "costs":
         v = c.costs()
         if args.json:
@@ -116,3 +118,20 @@ def _run(args: argparse.Namespace, s) -> int:
         return EXIT_BAD_INPUT
     call = {"pause": c.pause_order, "resume": c.resume_order, "cancel": c.cancel_order, "retry": c.retry_order}[verb]
     return _done(call(args.order), s)
+
+
+def _backends(args: argparse.Namespace, c) -> int:
+    """How each backend last answered the active engine: one line each, the failing ones first."""
+    import time
+
+    now = time.time()
+    states = c.backends()
+    if args.json:
+        json.dump([{**asdict(b), "age_s": b.age(now), "said": b.describe(now)} for b in states], sys.stdout, indent=1)
+        print()
+        return 0
+    if not states:
+        print("no engine has reported on its backends yet (is one running on this store?)")
+    for b in states:
+        print(b.describe(now))
+    return 0

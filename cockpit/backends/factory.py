@@ -121,7 +121,8 @@ def make_cloud(settings: dict, world: World, known_instances: list[tuple[str, st
         if not region:
             raise BackendError("backends.cloud.region: the world has no cloud IDC to take it from")
         try:
-            return AliyunCloud(region, creds, endpoint=settings.get("endpoint"), protocol=settings.get("protocol"))
+            return AliyunCloud(region, creds, endpoint=settings.get("endpoint"), protocol=settings.get("protocol"),
+                               timeout_s=float(settings.get("timeout_s", 10.0)))
         except ValueError as e:
             raise BackendError(f"backends.cloud: {e}") from None
     from cockpit.backends.sim.cloud import SimCloud, SimCloudModel, SimInstance

@@ -80,6 +80,7 @@ class EcsDrainer(Background):
         real_clock: Callable[[], float] = time.time,
         seed: int = 0,
         fence: Callable[[], AbstractContextManager] | None = None,
+        health=None,
     ):
         """`fence`: the engine's lease.fenced, so a drainer whose engine lost the lease writes
         nothing more (tests and benchmarks that run a drainer alone leave it out)."""
@@ -96,6 +97,7 @@ class EcsDrainer(Background):
         super().__init__()
         self._throttled_until = 0.0
         self._throttles = 0
+        self.health = health  # engine/health.py: whether the cloud API answers
 
     # --- running --------------------------------------------------------------------------
 
@@ -151,10 +153,22 @@ class EcsDrainer(Background):
         try:
             result = self.cloud.run_instances(call.req)
         except CloudError as e:
+            self._heard(e)
             return e
         except Exception as e:  # noqa: BLE001 - a transport we did not expect: retry as transient
-            return CloudError("SDK.HttpError", f"{type(e).__name__}: {e}")
+            err = CloudError("SDK.HttpError", f"{type(e).__name__}: {e}")
+            self._heard(err)
+            return err
+        self._heard(None)
         return result, self._addresses(result.instance_ids)
+
+    def _heard(self, e: CloudError | None) -> None:
+        """An answer, even a refusal (no stock), is the API answering; the transport failing or a
+        5xx is not."""
+        if self.health is None:
+            return
+        down = e is not None and (e.code.startswith("SDK.") or (e.http_status or 0) >= 500)
+        self.health.seen("cloud", self.region or "cloud", f"{e.code}: {e.message}" if down else None)
 
     def _addresses(self, ids: list[str]) -> dict[str, str]:
         """Where the new instances answer. Best effort: a host whose address the cloud did not

@@ -35,7 +35,7 @@ from cockpit.backends.sim.clock import SimClock
 from cockpit.backends.sim.platform import SimHostHealth, SimTelemetry
 from cockpit.core.schedule import crossings
 from cockpit.domain import World
-from cockpit.engine import journal, step
+from cockpit.engine import health, journal, step
 from cockpit.engine.ecs import DrainSettings, EcsDrainer
 from cockpit.engine.init import InitRunner, StatusWriter
 from cockpit.engine.lease import POLL_S, TTL_S, Lease, LeaseLost
@@ -47,7 +47,8 @@ from cockpit.engine.replication_jobs import ReplicationJobs
 from cockpit.engine.webhook import WebhookServer
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import Runner
-from cockpit.store.db import get_meta, now_sql
+from cockpit.engine.health import Health
+from cockpit.store.db import describe, get_meta, now_sql
 from cockpit.store.models import ClockRow, ContainerRow, EventRow, HostRow, MetricRow, PoolMoveRow, TaskRow
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         self.front = front  # the front door (nginx) that follows discovery, if any
         self.engine_watch = None  # real engines: pinged and sampled beside the tick
         self.desk = None  # a RequestDesk: actions asked by Cockpits that may not write (engine/requests.py)
+        self.backend_health = Health(real_clock)  # how each backend last answered (engine/health.py)
+        self.store_name = str(getattr(db, "database", "") or "store")
         self._kinds = {sv.name: sv.kind for sv in world.services}
         self._idc_of: dict[str, str] = {}  # host -> IDC, for RPC instances (filled when the state loads)
         self.upstream_sync = None
@@ -253,7 +256,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         self._start_flows()
         if self.cloud is not None:
             self.drainer = EcsDrainer(self.db, self.cloud, self.world, self.drain_settings,
-                                      platform_now=self.platform_now, seed=self.world.seed, fence=self.lease.fenced)
+                                      platform_now=self.platform_now, seed=self.world.seed, fence=self.lease.fenced,
+                                      health=self.backend_health)
             self.drainer.start()
         if self.init_backend is not None:
             self.writer = StatusWriter(self.db, self.lease.fenced, self.platform_now)
@@ -288,7 +292,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
 
         if self.engine_watch is None:
             names = lambda: [h.name for h in self.state.hosts]  # noqa: E731 - the state's order, as it is now
-            self.engine_watch = EngineWatch(self.runtime, names)
+            self.engine_watch = EngineWatch(self.runtime, names, health=self.backend_health)
             self.health = EngineHealth(self.engine_watch, names)
         self.engine_watch.start()
 
@@ -307,6 +311,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             try:
                 self._tick()
                 self.last_error = None
+                self.backend_health.ok("store", self.store_name)
                 return True
             except LeaseLost:
                 self._lost()
@@ -332,15 +337,21 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             watch = self.engine_watch
             observed = step.observe(self.state, self.world, self.health, self.telemetry, self._last_t, now,
                                     step.running_hot_events(), watch.cpu_by_host() if watch else None)
-        with self.lease.fenced():
-            self._schedules(self._last_t, now)
-            if observed is not None:
-                step.write(observed)
-                if (self._ticks + 1) % 600 == 0:
-                    self._prune(now)
-            ClockRow.update(
-                t=now, real_t=now_sql(self.db), tick=ClockRow.tick + (1 if observed is not None else 0)
-            ).where(ClockRow.id == 1).execute()
+        said = self.backend_health.take_changed()
+        try:
+            with self.lease.fenced():
+                self._schedules(self._last_t, now)
+                if observed is not None:
+                    step.write(observed)
+                    if (self._ticks + 1) % 600 == 0:
+                        self._prune(now)
+                ClockRow.update(
+                    t=now, real_t=now_sql(self.db), tick=ClockRow.tick + (1 if observed is not None else 0)
+                ).where(ClockRow.id == 1).execute()
+                health.write(said)
+        except BaseException:
+            self.backend_health.unflushed(said)
+            raise
         if observed is not None:
             self._ticks += 1
             self._last_t = now
@@ -468,6 +479,8 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
 
     def _failed(self, e: Exception) -> None:
         self.last_error = f"{type(e).__name__}: {e}"
+        if isinstance(e, pw.PeeweeException):
+            self.backend_health.failed("store", self.store_name, describe(e))
         log.error("engine: %s", self.last_error)
 
     # --- scheduling ---------------------------------------------------------------------

@@ -40,8 +40,9 @@ class HostSeen:
 class EngineWatch(Background):
     THREAD = "engine-watch"
 
-    def __init__(self, runtime, hosts: Callable[[], list[str]], every_s: float = 2.0, clock=time.time):
+    def __init__(self, runtime, hosts: Callable[[], list[str]], every_s: float = 2.0, clock=time.time, health=None):
         super().__init__()
+        self.backend_health = health  # engine/health.py: each host's engine, answering or not
         self.runtime = runtime
         self.hosts = hosts
         self.every_s = every_s
@@ -72,6 +73,8 @@ class EngineWatch(Background):
         for name, (seen, stats) in zip(names, answers):
             self.seen[name] = seen
             containers.update(stats)
+            if self.backend_health is not None:
+                self.backend_health.seen("engine", name, None if seen.ok else (seen.reason or "no answer"))
         self.containers = containers
 
     def _ask(self, host: str) -> tuple[HostSeen, dict]:

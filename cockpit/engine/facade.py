@@ -30,6 +30,7 @@ from cockpit.store.db import db_now
 from cockpit.store.models import ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
 
 if TYPE_CHECKING:
+    from cockpit.engine.health import BackendState
     from cockpit.core.whatif import Catalog, Preview, WhatIf
     from cockpit.engine.engine import Engine
 
@@ -163,6 +164,23 @@ class TaskView:
     reason: str | None
 
 
+def _placed(parts: list, services: set[str]) -> tuple[dict[str, int], str | None]:
+    """Containers per service that a scale task's parts place, or why the parts are not a plan."""
+    placed: dict[str, int] = {}
+    for k, part in enumerate(parts):
+        if not isinstance(part, dict) or part.get("service") not in services:
+            return {}, f"part {k}: not a part of a plan for a known service"
+        spots = part.get("placements")
+        if not isinstance(spots, list) or not all(
+                isinstance(x, list) and len(x) == 2 and isinstance(x[0], str) and type(x[1]) is int and 0 < x[1] <= 10_000
+                for x in spots):
+            return {}, f"part {k}: placements must be [host, count] pairs"
+        placed[part["service"]] = placed.get(part["service"], 0) + sum(n for _, n in spots)
+    if sum(placed.values()) > 100_000:
+        return {}, "more than 100000 containers in one plan"
+    return placed, None
+
+
 def _nothing_to_apply() -> str:
     raise ValueError("nothing to apply: no container of the plan fits")
 
@@ -187,6 +205,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         self._lock = threading.Lock()
         self.requests = None  # a RequestClient when this Cockpit may not write: actions go to the engine
         self.asked: tuple[int, str] | None = None  # (request, host) when an engine acts for a request
+        self.audited = False  # an entry was written for what this facade was asked
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -293,6 +312,24 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
                                 bool(alive), status, sum(per.values()), cpu / MILLI, memu / MIB, disku / MIB, per))
         return out
 
+    def backends(self) -> list[BackendState]:
+        """How each backend last answered, worst first: from this process's engine when it is the
+        active one (in memory: it still answers with the store away), else as the active engine
+        last wrote it. Registries as the replicator's pings found them."""
+        from cockpit.engine import health
+        from cockpit.store.models import RegistryHealthRow
+
+        engine = self.engine
+        states = engine.backend_health.states() if engine is not None and engine.active else health.stored()
+        try:
+            for r in RegistryHealthRow.select():
+                states.append(health.BackendState("registry", r.registry, r.ok, r.checked_real if r.ok else None,
+                                                  None, r.error, r.checked_real))
+        except pw.PeeweeException:
+            if not states:
+                raise
+        return sorted(states, key=lambda s: (s.ok, health.KINDS.index(s.kind), s.name))
+
     def events(self, after_id: int = 0, limit: int = 500) -> list[EventView]:
         q = EventRow.select().where(EventRow.id > after_id).order_by(EventRow.id.desc()).limit(limit)
         return [EventView(r.id, r.t, r.level, r.kind, r.scope, r.message) for r in reversed(list(q))]
@@ -352,20 +389,23 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         """Hand a previewed plan to the engine as a scale task; it re-checks every placement."""
         from cockpit.engine.scale import scale_parts
 
-        return self.queue_plan(p.root.service, p.request.describe(), scale_parts(p),
-                               {sp.service: sp.plan.placed for sp in p.parts},
-                               {sp.service: sp.plan.unplaced for sp in p.parts})
+        return self.queue_plan(p.request.describe(), scale_parts(p), {sp.service: sp.plan.unplaced for sp in p.parts})
 
     @requestable
-    def queue_plan(self, service: str, request: str, parts: list, placed: dict, unplaced: dict) -> Outcome:
-        """A plan as the preview showed it (its parts carry every placement): a scale task."""
-        details = {"request": request, "placed": placed, "unplaced": unplaced}
+    def queue_plan(self, request: str, parts: list, unplaced: dict) -> Outcome:
+        """A plan as the preview showed it (its parts carry every placement): a scale task. What
+        is audited is what the parts place, whoever described them."""
+        placed, why = _placed(parts, {s.name for s in self.world.services})
+        if why:
+            return Outcome(False, f"plan: {why}")
+        details = {"request": request[:200], "placed": placed, "unplaced": unplaced}
+        service = parts[0]["service"] if parts else "(nothing)"
         if not any(placed.values()):
             return self._act("plan.apply", service, details, _nothing_to_apply)
         now = self.clock().t
 
         def do() -> tuple[str, int]:
-            tid = TaskRow.insert(kind="scale", state="queued", spec={"request": request, "parts": parts},
+            tid = TaskRow.insert(kind="scale", state="queued", spec={"request": request[:200], "parts": parts},
                                  actor=self.cfg.user, created_t=now, updated_t=now,
                                  real_created=self.real_clock()).execute()
             what = ", ".join(f"{s} +{n}" for s, n in placed.items())
@@ -408,7 +448,11 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
     @requestable(wait=False)
     def record_refusal(self, action_id: str, target: str = "") -> Outcome:
         """An action refused before it was asked in full (a key pressed in read-only mode)."""
+        if action_id not in ACTIONS:
+            return Outcome(False, f"no action {action_id[:64]!r}", refused=True)
         why = self.refusal(action_id)
+        if why is None:  # allowed: there is no refusal to record
+            return Outcome(False, f"{ACTIONS[action_id].title}: allowed, so nothing was refused", refused=True)
         self._audit(action_id, target or "(a key pressed)", {"why": why}, "refused")
         return Outcome(False, f"{ACTIONS[action_id].title}: {why}", refused=True)
 
@@ -420,6 +464,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             host = self.asked[1]
         journal.audit(user=self.cfg.user, role=self.cfg.role, action=action_id, target=target, details=details,
                       outcome=outcome, platform_t=self.clock().t if platform_t is None else platform_t, host=host)
+        self.audited = True
 
     def _act(self, action_id: str, target: str, details: dict, do: Callable[[], str | tuple[str, int]]) -> Outcome:
         if self.requests is not None:  # every action method is @requestable: this is never reached

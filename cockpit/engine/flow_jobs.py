@@ -60,7 +60,7 @@ class FlowJobs:
         from cockpit.engine.dead_hosts import DeadHosts
 
         dead = DeadHosts(self.discovery, {s.name: s.kind for s in self.world.services})
-        self.flows = FlowLoop(self.db, FlowRunner(ctx), self.managers, dead_hosts=dead)
+        self.flows = FlowLoop(self.db, FlowRunner(ctx), self.managers, dead_hosts=dead, health=self.backend_health)
         self.flows.start()
         self._start_front()
 

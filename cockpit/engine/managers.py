@@ -69,8 +69,9 @@ class FlowLoop(Background):
 
     THREAD = "flows"
 
-    def __init__(self, db, runner, managers: Managers, every_s: float = 0.2, dead_hosts=None):
+    def __init__(self, db, runner, managers: Managers, every_s: float = 0.2, dead_hosts=None, health=None):
         super().__init__()
+        self.health = health  # engine/health.py: whether the discovery store answers
         self.db = db
         self.runner = runner
         self.managers = managers
@@ -86,6 +87,9 @@ class FlowLoop(Background):
             moved = False
             try:
                 held = self.managers.step()
+                if self.health is not None:
+                    self.health.seen("discovery", getattr(self.managers.discovery, "who", "simulated"),
+                                     self.managers.error)
                 if held:
                     moved = self.runner.run(held)
                 if self.dead_hosts is not None:

@@ -17,6 +17,7 @@ VIEWS: dict[str, tuple[str, str]] = {
     "services": ("cockpit.screens.services", "ServicesScreen"),
     "events": ("cockpit.screens.events", "EventsScreen"),
     "audit": ("cockpit.screens.audit", "AuditScreen"),
+    "backends": ("cockpit.screens.backends", "BackendsScreen"),
 }
 
 

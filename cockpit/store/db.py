@@ -96,14 +96,14 @@ def _v8_audit_chain(db: pw.Database, migrator: SchemaMigrator) -> None:
 
 
 def _v9_requests(db: pw.Database, migrator: SchemaMigrator) -> None:
-    """Action requests (asked of the engine where roles are enforced), and the database role of
-    each audit entry, which PostgreSQL's triggers keep honest."""
+    """Action requests (asked of the engine where roles are enforced), the database role of each
+    audit entry (which PostgreSQL's triggers keep honest), and how each backend last answered."""
     from cockpit.store.guards import install_triggers
-    from cockpit.store.models import RequestRow
+    from cockpit.store.models import BackendRow, RequestRow
 
     if "db_user" not in {c.name for c in db.get_columns("audit")}:
         migrate(migrator.add_column("audit", "db_user", pw.CharField(null=True)))
-    db.create_tables([RequestRow])
+    db.create_tables([RequestRow, BackendRow])
     install_triggers(db)
 
 

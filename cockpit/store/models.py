@@ -531,6 +531,22 @@ class RequestRow(Base):
         table_name = "action_request"
 
 
+class BackendRow(Base):
+    """How each backend answered the active engine last (engine/health.py; schema 9)."""
+
+    kind = pw.CharField()  # store | cloud | engine | discovery | registry
+    name = pw.CharField()
+    ok = pw.BooleanField()
+    ok_real = pw.DoubleField(null=True)  # its last good answer
+    since_real = pw.DoubleField(null=True)  # failing since
+    error = pw.TextField(null=True)
+    checked_real = pw.DoubleField()
+
+    class Meta:
+        table_name = "backend"
+        indexes = ((("kind", "name"), True),)
+
+
 ALL_MODELS = [
     Meta,
     PoolRow,
@@ -560,4 +576,5 @@ ALL_MODELS = [
     ServiceMetricRow,
     FlowItemRow,
     RequestRow,
+    BackendRow,
 ]
