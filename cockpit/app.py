@@ -106,6 +106,7 @@ class CockpitApp(App):
         self.poll_error: str | None = None
         self._tick: int | None = None
         self._polling = False
+        self._settled = False  # the engine's platform is loaded and moved out of the collector's way
         if cfg.theme in self.available_themes:
             self.theme = cfg.theme
         if cfg.keys:
@@ -127,6 +128,7 @@ class CockpitApp(App):
         self.poll()
         if self._engine_factory is None:  # no engine to wait for (read-only, a viewer): settle now
             self.call_after_refresh(_quiet_gc)
+            self.call_after_refresh(self._prefetch)
 
     async def _start_engine(self) -> None:
         """After the first paint: the engine's imports and first load stay off the path to it.
@@ -138,6 +140,15 @@ class CockpitApp(App):
         self.cockpit.attach(engine)
         await asyncio.to_thread(engine.start)
         _quiet_gc()
+        self._prefetch()
+
+    def _prefetch(self) -> None:
+        """Once started, read what the views that hold thousands of rows show (the hosts), in a
+        thread: the first `:hosts` then shows them at once."""
+        from cockpit.screens.hosts import prefetch
+
+        self.run_worker(partial(prefetch, self.cockpit), thread=True, group="prefetch", exit_on_error=False,
+                        description="read the hosts ahead")
 
     def _hangup(self) -> None:
         """The SSH connection dropped (SIGHUP) or we were told to stop: leave cleanly, and if
@@ -179,6 +190,11 @@ class CockpitApp(App):
             else:
                 self.last_snapshot = replace(prev, clock=snap.clock, engine=snap.engine)
             self._tick = snap.clock.tick
+            if snap.engine.mode == "active" and self.cockpit.engine is not None and not self._settled:
+                # The engine loaded the platform (hundreds of thousands of objects at 20,000 hosts):
+                # out of the collector's way, or every full collection walks them, freezing the screen.
+                self._settled = True
+                gc.freeze()
         screen = self.screen
         if isinstance(screen, ViewScreen):
             self.paint_header(screen)
@@ -358,14 +374,16 @@ def _quiet_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _last_resort(cockpit: Cockpit, grace_s: float = 3.0) -> None:
-    """Still running `grace_s` after a hang-up: hand the engine lease back and end the process."""
+def _last_resort(cockpit: Cockpit, grace_s: float = 3.0, stop_s: float = 3.0) -> None:
+    """Still running `grace_s` after a hang-up: hand the engine lease back and end the process.
+    Handing it back waits at most `stop_s` (a stop that hangs behind a long engine step must not
+    keep a cockpit whose terminal is gone running; the lease then lapses by itself)."""
     time.sleep(grace_s)
-    try:
-        if cockpit.engine is not None:
-            cockpit.engine.stop()
-    finally:
-        os._exit(0)
+    if cockpit.engine is not None:
+        stopper = threading.Thread(target=cockpit.engine.stop, name="last-resort-stop", daemon=True)
+        stopper.start()
+        stopper.join(stop_s)
+    os._exit(0)
 
 
 def _signals(loop: asyncio.AbstractEventLoop, handler: Callable[[], None] | None) -> None:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 
 from cockpit.widgets.filter_bar import FilterBar
 from cockpit.widgets.key_bar import KeyBar
@@ -20,8 +19,6 @@ from cockpit.widgets.status_header import StatusHeader
 if TYPE_CHECKING:
     from cockpit.app import CockpitApp
     from cockpit.engine.facade import Snapshot
-
-PAINT_DEBOUNCE_S = 0.04  # keys typed into the filter within this time make one repaint
 
 
 def _gate(method: Callable, action_id: str) -> Callable:
@@ -56,7 +53,8 @@ class ViewScreen(Screen):
     def __init__(self) -> None:
         super().__init__(name=self.VIEW)
         self.query_text = ""
-        self._paint_timer: Timer | None = None
+        self._painting = False  # a paint is being computed in a thread
+        self._paint_again = False  # and another was asked for meanwhile
         self._paint_gen = itertools.count(1)
         self._paint_latest = 0
 
@@ -137,14 +135,16 @@ class ViewScreen(Screen):
 
     def repaint(self) -> None:
         """Recompute what the view shows (filter, sort) in a thread, then show it in one update.
-        Calls within PAINT_DEBOUNCE_S of each other make one repaint; an older result that comes
-        back after a newer one was asked for is dropped."""
-        if self._paint_timer is not None:
-            self._paint_timer.stop()
-        self._paint_timer = self.set_timer(PAINT_DEBOUNCE_S, self._start_paint)
+        One paint at a time: the first key of a burst starts one at once, the keys typed while it
+        runs make one more when it is done (what it computed is then out of date and dropped)."""
+        if self._painting:
+            self._paint_again = True
+            return
+        self._start_paint()
 
     def _start_paint(self) -> None:
-        self._paint_timer = None
+        self._painting = True
+        self._paint_again = False
         gen = next(self._paint_gen)
         self._paint_latest = gen
         state = self.paint_state()
@@ -153,7 +153,18 @@ class ViewScreen(Screen):
                         description=f"paint {self.VIEW}", exit_on_error=False)
 
     def _paint_worker(self, gen: int, state: Any) -> None:
-        self.on_loop(self._show_if_latest, gen, self.compute(state))
+        result, ok = None, False
+        try:
+            result, ok = self.compute(state), True
+        finally:  # a compute that failed still ends its paint, or the view would never paint again
+            self.on_loop(self._paint_done, gen, result, ok)
+
+    def _paint_done(self, gen: int, result: Any, ok: bool) -> None:
+        self._painting = False
+        if self._paint_again and self.is_attached:
+            self._start_paint()
+        elif ok:
+            self._show_if_latest(gen, result)
 
     def on_loop(self, callback, *args, **kwargs) -> None:
         """From a worker thread: run `callback` on the event loop, unless the app is closing."""

@@ -63,8 +63,10 @@ class HostTable:
         hosts: list[Host],
         services: Iterable[Service],
         containers: Iterable[tuple[int, str]] = (),
+        counted: Iterable[tuple[int, str, int]] = (),
     ) -> HostTable:
-        """From hosts, the services' specs, and (host id, service) for every running container."""
+        """From hosts, the services' specs, and (host id, service) for every running container,
+        or (host id, service, how many) already counted."""
         svc = {s.name: s for s in services}
         names = list(svc)
         col = {n: i for i, n in enumerate(names)}
@@ -95,6 +97,9 @@ class HostTable:
         for host_id, service in containers:
             key = (index[host_id], col[service])
             per[key] = per.get(key, 0) + 1
+        for host_id, service, many in counted:
+            key = (index[host_id], col[service])
+            per[key] = per.get(key, 0) + many
         if per:
             keys = np.array(list(per), dtype=np.int64)
             k = np.array(list(per.values()), dtype=np.int64)
