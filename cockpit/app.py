@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
@@ -34,6 +34,20 @@ from cockpit.widgets.status_header import StatusHeader
 
 if TYPE_CHECKING:
     from cockpit.engine.engine import Engine
+
+STORE_SLOW_S = 3.0  # a read of the store out this long: the header says it is not answering
+MAX_NOT_DONE = 20
+
+
+@dataclass(frozen=True)
+class NotDone:
+    """An action that did not take (the store failed it): what it was, and how to ask again."""
+
+    action_id: str
+    summary: str
+    do: Callable[[], Outcome]
+    why: str
+    t: float
 
 
 class ViewCommands(Provider):
@@ -57,6 +71,10 @@ class ViewCommands(Provider):
             if view.query(TabbedContent):
                 out += [("Next tab", partial(app.action_tab, 1), "key ]"),
                         ("Previous tab", partial(app.action_tab, -1), "key [")]
+        for item in app.not_done:  # what did not take, to ask again
+            when = datetime.fromtimestamp(item.t).strftime("%H:%M:%S")
+            out.append((f"Retry: {ACTIONS[item.action_id].title} ({item.summary or item.action_id})",
+                        partial(app.retry, item), f"did not take at {when}: {item.why}"))
         out.append(("Keys and help", app.action_help, "key ?"))
         out += [(f"Go to {name}", partial(app.goto, name), view_class(name).HELP) for name in VIEWS]
         if app.permitted("sim.pause") and "sim.pause" not in offered:
@@ -106,6 +124,8 @@ class CockpitApp(App):
         self.poll_error: str | None = None
         self._tick: int | None = None
         self._polling = False
+        self._poll_started = 0.0
+        self.not_done: list[NotDone] = []  # actions that did not take, newest first, to ask again
         self._settled = False  # the engine's platform is loaded and moved out of the collector's way
         if cfg.theme in self.available_themes:
             self.theme = cfg.theme
@@ -164,9 +184,12 @@ class CockpitApp(App):
     # --- polling --------------------------------------------------------------------------
 
     def poll(self) -> None:
-        if self._polling:
+        if self._polling:  # the last read has not come back: the store may not be answering
+            if time.monotonic() - self._poll_started > STORE_SLOW_S and isinstance(self.screen, ViewScreen):
+                self.paint_header(self.screen)
             return
         self._polling = True
+        self._poll_started = time.monotonic()
         self.run_worker(self._fetch, thread=True, group="poll", exit_on_error=False)
 
     def _fetch(self) -> None:
@@ -219,9 +242,21 @@ class CockpitApp(App):
                                             user=self.cfg.user, role=self.cfg.role, readonly=self.cfg.readonly)
 
     def _engine_text(self, snap: Snapshot) -> tuple[str, str]:
-        e = snap.engine
+        waited = time.monotonic() - self._poll_started if self._polling else 0.0
+        if waited > STORE_SLOW_S:  # what is shown is as old as the last read that came back
+            return f"store not answering {waited:.0f}s · data stale", "bold red"
         if self.poll_error:
             return "store error", "bold red"
+        text, style = self._engine_state(snap)
+        if snap.down:
+            b, more = snap.down[0], len(snap.down) - 1
+            since = f" {time.time() - b.since_real:.0f}s" if b.since_real is not None else ""
+            text += f" · {b.kind} {b.name} down{since}" + (f" (+{more}, :backends)" if more else " (:backends)")
+            style = "bold red"
+        return text, style
+
+    def _engine_state(self, snap: Snapshot) -> tuple[str, str]:
+        e = snap.engine
         if e.mode == "none":
             return "no engine", "bold red"
         if e.mode == "viewer":
@@ -311,23 +346,39 @@ class CockpitApp(App):
 
             def answered(yes: bool | None) -> None:
                 if yes:
-                    self._do(do)
+                    self._do(do, action_id, summary)
 
             self.push_screen(ConfirmScreen(ACTIONS[action_id].title + "?", summary), callback=answered)
         else:
-            self._do(do)
+            self._do(do, action_id, summary)
 
-    def _do(self, do: Callable[[], Outcome]) -> None:
+    def _do(self, do: Callable[[], Outcome], action_id: str = "", summary: str = "") -> None:
         async def run() -> None:
             try:
                 outcome = await asyncio.to_thread(do)
             except Exception as e:  # noqa: BLE001 - a store that fails us: one line, and the app goes on
-                self.notify(f"not done: {_one_line(e)}", severity="error")
+                self._did_not_take(action_id, summary, do, _one_line(e))
+                return
+            if not outcome.ok and not outcome.refused:
+                self._did_not_take(action_id, summary, do, outcome.message)
                 return
             self.notify(outcome.message, severity="information" if outcome.ok else "error")
             self.poll()
 
         self.run_worker(run(), group="action", exit_on_error=False)
+
+    def _did_not_take(self, action_id: str, summary: str, do: Callable[[], Outcome], why: str) -> None:
+        """Kept (in this Cockpit, not the store, which may be what failed) to be asked again from
+        the palette: nothing that did not take is lost silently."""
+        title = ACTIONS[action_id].title if action_id in ACTIONS else "the action"
+        if action_id in ACTIONS:
+            self.not_done = [NotDone(action_id, summary, do, why, time.time()), *self.not_done][:MAX_NOT_DONE]
+        self.notify(f"not done: {title}: {why} (ctrl+p, Retry, to ask again)", severity="error")
+
+    def retry(self, item: NotDone) -> None:
+        """Ask again an action that did not take (with its confirmation, as the first time)."""
+        self.not_done = [x for x in self.not_done if x is not item]
+        self.perform(item.action_id, item.summary, item.do)
 
     def toggle_pause(self) -> None:
         paused = not (self.last_snapshot.clock.paused if self.last_snapshot else False)

@@ -297,3 +297,13 @@ def test_locks_an_sre_can_take_do_not_stall_the_engine(site, store):
     finally:
         holder.wait(30)
     assert mine.state == "done"
+
+
+def test_secure_refuses_to_make_an_engine_an_sre_too(site, store, capsys):
+    code = main(["store", "secure", "--db", site.url(), "--world", WORLD, "--sre", ENGINE])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ckt-engine: a role is an engine or an SRE, not both" in err and len(err.strip().splitlines()) == 1
+    assert site.sql(ENGINE, "SELECT pg_has_role('ckt-engine', 'cockpit_sre', 'MEMBER')") == ["ok"]
+    db = AuditRow._meta.database
+    assert db.execute_sql("SELECT pg_has_role('ckt-engine', 'cockpit_sre', 'MEMBER')").fetchone()[0] is False

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import peewee as pw
 import pytest
 
 from cockpit.store.db import open_store
@@ -92,3 +93,42 @@ def test_an_action_while_the_store_is_away_fails_in_words_and_can_be_asked_again
     assert TaskRow.select().where(TaskRow.kind == "scale_in").count() == 2  # the one that failed never landed
     db.close()
 
+
+
+async def test_an_action_that_did_not_take_while_the_store_was_away_is_kept_and_asked_again(cluster):
+    from cockpit.app import create_app
+    from cockpit.config import Config
+    from cockpit.session import open_session
+    from tests.screen_text import notices, screen_text
+
+    url = cluster.url(cluster.new_db())
+    cfg = Config(db=url, world=str(SMALL), tick_s=0.2, autoscale=False)
+    s = open_session(cfg)
+    app = create_app(s.cockpit, cfg, s.make_engine)
+
+    async def until(pilot, predicate, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out; screen:\n{screen_text(app)}"
+            await pilot.pause(0.05)
+
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: "engine ● active" in screen_text(app))
+        cluster.down()
+        try:
+            await pilot.press("space")  # pause the platform clock: it cannot be written
+            await until(pilot, lambda: app.not_done)
+            assert any(n.startswith("not done: Pause or resume the platform clock:") for n in notices(app))
+        finally:
+            cluster.up()
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Retry")
+        await pilot.press("enter")
+        def paused() -> bool:
+            try:  # this thread's own connection meets the restart once, as every client does
+                return ClockRow.get_by_id(1).paused
+            except pw.OperationalError:
+                return False
+
+        await until(pilot, lambda: not app.not_done and paused(), timeout=30)
+    s.close()

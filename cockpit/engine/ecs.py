@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE = ("queued", "running")
 CHARGE = {"payg": ("PostPaid", None), "monthly": ("PrePaid", 1), "yearly": ("PrePaid", 12)}
+NO_ANSWER = ("SDK.HttpError", "SDK.ServerUnreachable")  # the API did not answer: wait for it, never give up
 
 
 @dataclass(frozen=True)
@@ -301,12 +302,16 @@ class EcsDrainer(Background):
         kind = classify(e.code, e.http_status)
         t = self.platform_now()
         if kind in (Kind.THROTTLE, Kind.TRANSIENT):
-            if call.attempts >= MAX_ATTEMPTS * (2 if kind is Kind.THROTTLE else 1):
+            # No answer at all (the API down or hanging): the call waits for the cloud to come back,
+            # however long (the same ClientToken makes the repeat safe; the SRE sees the cloud down
+            # in :backends and may cancel). An error the cloud answered with gives up in the end.
+            unanswered = e.code in NO_ANSWER
+            if not unanswered and call.attempts >= MAX_ATTEMPTS * (2 if kind is Kind.THROTTLE else 1):
                 EcsCallRow.update(state="failed", error_code=e.code, error_message=e.message, real_finished=now).where(
                     EcsCallRow.id == call.id).execute()
                 self._stop_order(o, f"{e.code} after {call.attempts} attempts: {e.message}", t)
                 return
-            wait_s = backoff(call.attempts, self._rng)
+            wait_s = backoff(min(call.attempts, MAX_ATTEMPTS), self._rng)
             if kind is Kind.THROTTLE:  # the account is throttled: every call waits
                 self._throttles += 1
                 self._throttled_until = max(self._throttled_until, now + wait_s)

@@ -81,6 +81,7 @@ class Snapshot:
     rows: list[ScopeStats] | None  # None when nothing changed since the tick asked about
     trends: dict[str, Trend] = field(default_factory=dict)
     last_event: EventView | None = None
+    down: tuple[BackendState, ...] = ()  # backends not answering, worst first (engine/health.py)
 
 
 @dataclass(frozen=True)
@@ -252,7 +253,8 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             for r in LiveRow.select()
         ]
         last = self.events(limit=1)
-        return Snapshot(clock, engine, _ordered(rows), self._trends(clock.t), last[0] if last else None)
+        down = tuple(b for b in self.backends() if not b.ok)
+        return Snapshot(clock, engine, _ordered(rows), self._trends(clock.t), last[0] if last else None, down)
 
     def _trends(self, now: float) -> dict[str, Trend]:
         with self._lock:
