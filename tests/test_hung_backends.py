@@ -56,6 +56,16 @@ async def key_times(pilot, keys=WALK) -> list[tuple[float, str]]:
     return sorted(out, reverse=True)
 
 
+async def said_while_hung(pilot, header: str, detail: str, what: str, timeout: float = 30) -> None:
+    """The header names the backend; keys are answered meanwhile; `:backends` says it in words."""
+    app = pilot.app
+    await until(pilot, lambda: header in flat(app), timeout=timeout)
+    assert_answered(await key_times(pilot), what)
+    for k in (":", *"backends", "enter"):
+        await pilot.press(k)
+    await until(pilot, lambda: detail in flat(app))
+
+
 def assert_answered(times: list[tuple[float, str]], what: str) -> None:
     median = times[len(times) // 2][0]
     worst, key = times[0]
@@ -155,11 +165,8 @@ async def test_a_cloud_api_that_hangs_is_said_and_orders_go_on_when_it_is_back(d
         assert s.cockpit.order_hosts(103, 4).ok
         app = create_app(s.cockpit, cfg, s.make_engine)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: "cloud cn-beijing down" in screen_text(app), timeout=30)
-            assert_answered(await key_times(pilot), "the cloud hanging")
-            for k in (":", *"backends", "enter"):
-                await pilot.press(k)
-            await until(pilot, lambda: "cloud API cn-beijing: not answering" in flat(app))
+            await said_while_hung(pilot, "cloud cn-beijing down", "cloud API cn-beijing: not answering",
+                                  "the cloud hanging")
             assert "ECS orders wait and are retried" in flat(app)
             hung.close()
             server = _serve_cloud(hung.port, {**os.environ, "XDG_DATA_HOME": str(tmp_path)})
@@ -197,11 +204,9 @@ async def test_a_discovery_store_that_hangs_is_said_and_the_managers_come_back_w
     try:
         app = create_app(s.cockpit, cfg, s.make_engine)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: f"discovery etcd at http://127.0.0.1:{hung.port} down" in flat(app), timeout=30)
-            assert_answered(await key_times(pilot), "the discovery store hanging")
-            for k in (":", *"backends", "enter"):
-                await pilot.press(k)
-            await until(pilot, lambda: f"discovery store etcd at http://127.0.0.1:{hung.port}: not answering" in flat(app))
+            await said_while_hung(pilot, f"discovery etcd at http://127.0.0.1:{hung.port} down",
+                                  f"discovery store etcd at http://127.0.0.1:{hung.port}: not answering",
+                                  "the discovery store hanging")
             assert "flows and scheduling managers wait" in flat(app)
             hung.close()
             etcd = procs.start_etcd(tmp_path / "etcd", client_port=hung.port)
@@ -229,11 +234,8 @@ async def test_a_registry_that_hangs_is_said_and_answers_again_when_it_is_back(t
     try:
         app = create_app(s.cockpit, cfg, s.make_engine)
         async with app.run_test(size=SIZE) as pilot:
-            await until(pilot, lambda: "registry reg-ali down" in flat(app), timeout=60)
-            assert_answered(await key_times(pilot), "a registry hanging")
-            for k in (":", *"backends", "enter"):
-                await pilot.press(k)
-            await until(pilot, lambda: "registry reg-ali: not answering" in flat(app))
+            await said_while_hung(pilot, "registry reg-ali down", "registry reg-ali: not answering",
+                                  "a registry hanging", timeout=60)
             hung.close()
             ali = DockerRegistry(tmp_path / "reg-ali", name="reg-ali", port=hung.port).start()
             await until(pilot, lambda: "registry reg-ali: answering" in flat(app) or
