@@ -7,12 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from cockpit.core.headroom import TIMES, HeadroomError, HeadroomView, Loss, headroom as answer, peak_time
-from cockpit.core.traffic import service_qps
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy and the model are imported when a headroom is asked: not on the way to the first paint
+    from cockpit.core.headroom import HeadroomView
     from cockpit.engine.facade import Cockpit
 
 
@@ -20,6 +16,10 @@ def headroom(cockpit: Cockpit, lost_kind: str, lost_name: str, at: str = "now") 
     """Lose every host of `lost_kind` (idc, pool or hardware) named `lost_name` and re-place the
     demand at `at` (now, or peak: tonight's highest point of the daily curve) on the rest.
     HeadroomError names what is wrong with the question; StoreError when the store is damaged."""
+    import numpy as np
+
+    from cockpit.core.headroom import TIMES, HeadroomError, Loss, headroom as answer, peak_time
+    from cockpit.core.traffic import service_qps
     from cockpit.engine.state import current_table
     from cockpit.engine.step import running_hot_events
 

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from peewee import fn
+
 from cockpit.backends.base import CloudError, ContainerError
 from cockpit.backends.discovery import DiscoveryError
 from cockpit.core.ecs_queue import Kind, classify
@@ -31,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 PARALLEL = 8  # calls in flight at once for one stage (each to its own host, mostly)
+BATCH = 500  # calls made, then recorded in one fenced transaction, at a time
 
 Handler = Callable[[dict], dict]
 
@@ -78,15 +81,17 @@ def intend(task: int | None, intents: list[Intent], real_now: float) -> None:
     ])
 
 
-def due(task: int, real_now: float) -> list[Call]:
-    """The task's pending calls of its lowest pending stage whose back-off is over."""
-    rows = list(CallRow.select().where((CallRow.task == task) & (CallRow.state == "pending"))
-                .order_by(CallRow.stage, CallRow.id))
-    if not rows:
+def due(task: int, real_now: float, limit: int = BATCH) -> list[Call]:
+    """The task's pending calls of its lowest pending stage whose back-off is over: the first
+    `limit` of them, oldest first. The answers are recorded in one fenced transaction, which
+    must stay well inside the lease; the caller comes back for the rest."""
+    pending = (CallRow.task == task) & (CallRow.state == "pending")
+    stage = CallRow.select(fn.MIN(CallRow.stage)).where(pending).scalar()
+    if stage is None:
         return []
-    stage = rows[0].stage
-    return [Call(r.id, r.task, r.stage, r.kind, r.key, r.target, r.request, r.attempts)
-            for r in rows if r.stage == stage and r.not_before_real <= real_now]
+    rows = (CallRow.select().where(pending & (CallRow.stage == stage) & (CallRow.not_before_real <= real_now))
+            .order_by(CallRow.id).limit(limit))
+    return [Call(r.id, r.task, r.stage, r.kind, r.key, r.target, r.request, r.attempts) for r in rows]
 
 
 def waiting(task: int) -> bool:

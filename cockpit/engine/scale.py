@@ -8,6 +8,7 @@ the blast radius shrinks.
 
 from __future__ import annotations
 
+import heapq
 from collections import defaultdict
 from dataclasses import replace
 
@@ -162,22 +163,57 @@ def prepare_scale_in(task: TaskRow, ctx: Ctx) -> dict:
         where = f" in {spec['idc']}" if spec.get("idc") else ""
         raise TaskError(f"{spec['service']} runs {int(have.sum())} containers{where}; {count} asked to stop")
     load = (table.cpu_used / table.cpu_cap + table.mem_used / table.mem_cap) / 2
-    take: dict[int, int] = defaultdict(int)
-    for _ in range(count):
-        i = int(np.lexsort((-load, -have))[0])
-        have[i] -= 1
-        take[i] += 1
-    victims = []
-    for i, n in take.items():
-        q = (ContainerRow.select(ContainerRow.id, ContainerRow.name)
-             .where((ContainerRow.host == int(table.ids[i])) & (ContainerRow.service == spec["service"])
-                    & (ContainerRow.state == "running"))
-             .order_by(ContainerRow.id.desc()).limit(n))
-        victims += [(cid, name, rows[i]["name"]) for cid, name in q.tuples()]
+    take = crowded_first(have, load, count)
+    victims = _newest_on(take, table.ids, spec["service"], rows)
     changes = Changes(task.id, ctx.now)
     changes.remove(victims, stage=0)
     changes.write(ctx.real_now)
     return {spec["service"]: {"asked": count, "hosts": len(take)}}
+
+
+def crowded_first(have: np.ndarray, load: np.ndarray, count: int) -> dict[int, int]:
+    """How many containers to stop per host (index -> n, in the order the hosts were first
+    picked), taken one at a time from the host that has most left, the busiest (highest `load`)
+    when they tie, then the lowest index. Needs have.sum() >= count.
+
+    A heap, not a sort of every host per container stopped, which on 20,000 hosts cost a
+    third of a second of the fenced transaction per 3,000 containers. A host whose load is NaN (a capacity of 0 in a damaged
+    store) comes after the others with as many left, as numpy's sort puts NaN last."""
+    heap = []
+    for i in np.flatnonzero(have > 0):
+        x = float(load[i])
+        nan = x != x
+        heap.append((-int(have[i]), nan, 0.0 if nan else -x, int(i)))
+    heapq.heapify(heap)
+    take: dict[int, int] = defaultdict(int)
+    for _ in range(count):
+        h, nan, x, i = heapq.heappop(heap)
+        take[i] += 1
+        if h + 1 < 0:
+            heapq.heappush(heap, (h + 1, nan, x, i))
+    return take
+
+
+def _newest_on(take: dict[int, int], host_ids: np.ndarray, service: str,
+               rows: list[dict]) -> list[tuple[int, str, str]]:
+    """The newest `n` running containers of the service on each host of `take` (index -> n), as
+    (row id, name, host name), host by host in take's order. One query per 500 hosts, not one
+    per host, read from the cursor as it is: a big scale-in stops containers on thousands of
+    hosts, and reads tens of thousands of rows to pick them."""
+    order = list(take)
+    found: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    db = ContainerRow._meta.database
+    for k in range(0, len(order), 500):
+        index = {int(host_ids[i]): i for i in order[k : k + 500]}
+        q = (ContainerRow.select(ContainerRow.host, ContainerRow.id, ContainerRow.name)
+             .where(ContainerRow.host.in_(list(index)) & (ContainerRow.service == service)
+                    & (ContainerRow.state == "running"))
+             .order_by(ContainerRow.id.desc()))
+        for host, cid, name in db.execute(q).fetchall():
+            i = index[host]
+            if len(found[i]) < take[i]:
+                found[i].append((cid, name))
+    return [(cid, name, rows[i]["name"]) for i in order for cid, name in found[i]]
 
 
 def finish_scale_in(task: TaskRow, ctx: Ctx) -> dict:
