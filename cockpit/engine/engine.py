@@ -181,18 +181,20 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             journal.event(row.t, "info", "engine", "engine", f"engine active on {self.lease.host}:{self.lease.pid}")
         self.clock = SimClock(row.t, real, speed, row.paused)
         self._last_t = row.t
-        with self._keep_lease():  # a big platform takes a while to load
+        # A big platform takes a while to load and recover, and the lease job waits for this
+        # activation to end: beat from another thread meanwhile.
+        with self._keep_lease():
             self._load_state()
             if self._own_runtime:  # the simulated engines, as the store says they are now
                 self.runtime = sim_runtime()
             elif hasattr(self.runtime, "probe"):  # real engines: their answers are the hosts' health
                 self._watch_engines()
-        self.runner = Runner(self.lease.fenced, self.handlers(), self.platform_now, self.real_clock, self.world,
-                             random.Random(self.world.seed))
-        self.runner.recover()
-        self.active = True
-        self.last_error = None
-        self._start_workers()
+            self.runner = Runner(self.lease.fenced, self.handlers(), self.platform_now, self.real_clock, self.world,
+                                 random.Random(self.world.seed))
+            self.runner.recover()
+            self.active = True
+            self.last_error = None
+            self._start_workers()
 
     def platform_now(self) -> float:
         assert self.clock is not None
