@@ -2,7 +2,7 @@
 
     bench/startup.py                                  # the demo world, then data/world-20k.yaml
     bench/startup.py --world data/world-20k.yaml      # one world (--world again for more)
-    bench/startup.py --world data/world-20k.yaml --engine apart   # the engine in a process of its own
+    bench/startup.py --world data/world-20k.yaml --engine inside  # the engine in the TUI's process
 
 Runs `cockpit --world FILE --speed 60` in a pseudo-terminal of 80x24 as a user would over SSH,
 twice per world, on a store of its own in a new temporary directory:
@@ -20,9 +20,10 @@ twice per world, on a store of its own in a new temporary directory:
   process's peak resident memory (VmHWM) at the end, so it includes the hosts view holding
   every host.
 
-With `--engine apart`, `cockpit engine` runs the platform in a process of its own (started once
-the cold run seeded the store) and the TUI runs with `--readonly`, watching it:
-`idle_engine_cpu_pct` and `engine_rss_mb` are the engine process's.
+`--engine auto|inside|apart` is written as the config's `engine:` (default auto, what `cockpit`
+does: the engine runs in a process of its own, which the TUI starts and watches, for a world of
+more than 5,000 hosts). `engine` says where it ran; when apart, `idle_engine_cpu_pct` and
+`engine_rss_mb` are that process's, and the goals are the TUI's.
 
 Key latency (`key_p95_ms`: the 95th percentile, nearest rank, of 50 keys; `key_max_ms` the worst)
 is measured in the terminal, as a user sees it: everything Cockpit writes goes into a terminal
@@ -94,7 +95,7 @@ class Terminal:
     """Cockpit in a pty, its output fed to a terminal emulator by a reader thread. A probe is a
     predicate on the screen: `wait` returns when a read made it true, with that read's time."""
 
-    def __init__(self, world: Path, home: str, watch_only: bool = False):
+    def __init__(self, world: Path, home: str):
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
         self.screen = pyte.Screen(COLS, ROWS)
@@ -105,7 +106,7 @@ class Terminal:
         self._closed = False
         self.t0 = time.perf_counter()
         self.proc = subprocess.Popen(
-            [str(COCKPIT), "--world", str(world), "--speed", str(SPEED)] + (["--readonly"] if watch_only else []),
+            [str(COCKPIT), "--world", str(world), "--speed", str(SPEED)],
             stdin=slave, stdout=slave, stderr=slave,
             env=_env(home), start_new_session=True, close_fds=True,
         )
@@ -334,32 +335,24 @@ def _env(home: str) -> dict:
     return env
 
 
-class EngineApart:
-    """`cockpit engine` in a process of its own on the bench's store: the TUI then only watches."""
-
-    def __init__(self, world: Path, home: str):
-        self.proc = subprocess.Popen([str(COCKPIT), "--world", str(world), "--speed", str(SPEED), "engine"],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=_env(home), start_new_session=True, text=True)
-        t0 = time.perf_counter()
-        self.active_s = None
-        for line in self.proc.stdout:  # "engine active" once it holds the lease and has loaded the platform
-            if line.startswith("engine active"):
-                self.active_s = round(time.perf_counter() - t0, 3)
-                break
-        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # drain what it says after
-
-    def close(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
+def engine_child(pid: int) -> int | None:
+    """The `cockpit engine` process the TUI started for itself (engine: apart, or auto on a big
+    world), if any."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return None
+    for k in kids:
         try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            if b"engine" in Path(f"/proc/{k}/cmdline").read_bytes().split(b"\0"):
+                return int(k)
+        except OSError:
+            continue
+    return None
 
 
-def run_once(world: Path, home: str, hosts: int, measure: bool, engine: EngineApart | None = None) -> dict:
-    term = Terminal(world, home, watch_only=engine is not None)
+def run_once(world: Path, home: str, hosts: int, measure: bool) -> dict:
+    term = Terminal(world, home)
     at = term.wait(painted, PAINT_TIMEOUT_S)
     out: dict = {"first_paint_s": round(at - term.t0, 3) if at is not None else None}
     if at is not None:
@@ -369,12 +362,14 @@ def run_once(world: Path, home: str, hosts: int, measure: bool, engine: EngineAp
             ready = term.wait(_has(r"engine ● active|watching · engine on"), PAINT_TIMEOUT_S)
             out["engine_active_s"] = round(ready - term.t0, 3) if ready is not None else None
             time.sleep(1.0)  # the engine's first ticks settle
-            out.update(_idle(term.proc.pid, engine.proc.pid if engine else None))
+            child = engine_child(term.proc.pid)
+            out["engine"] = "apart" if child else "inside"
+            out.update(_idle(term.proc.pid, child))
             out["rss_idle_mb"] = round(_status_mb(term.proc.pid, "VmRSS"), 1)
             out.update(key_walk(term, hosts))
             out["rss_mb"] = round(_status_mb(term.proc.pid, "VmHWM"), 1)
-            if engine is not None:
-                out["engine_rss_mb"] = round(_status_mb(engine.proc.pid, "VmHWM"), 1)
+            if child is not None:
+                out["engine_rss_mb"] = round(_status_mb(child, "VmHWM"), 1)
     finally:
         screen = term.text()
         out["exit_code_on_hangup"] = term.close()
@@ -398,7 +393,7 @@ def _idle(pid: int, engine_pid: int | None) -> dict:
     return out
 
 
-def measure_world(world: Path, apart: bool = False) -> dict:
+def measure_world(world: Path, engine: str = "auto") -> dict:
     sys.path.insert(0, str(ROOT))
     from cockpit import world as world_mod
 
@@ -406,20 +401,17 @@ def measure_world(world: Path, apart: bool = False) -> dict:
     goals = GOALS_DEMO if world.resolve() == DEMO.resolve() else GOALS_BIG
     load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="cockpit-bench-startup-") as home:
+        Path(home, "cockpit").mkdir()
+        Path(home, "cockpit", "config.yaml").write_text(f"engine: {engine}\n")  # where the TUI runs its engine
         t0 = time.perf_counter()
         cold = run_once(world, home, w.host_count, measure=False)
-        engine = EngineApart(world, home) if apart else None
-        try:
-            warm = run_once(world, home, w.host_count, measure=True, engine=engine)
-        finally:
-            if engine is not None:
-                engine.close()
+        warm = run_once(world, home, w.host_count, measure=True)
     out = {
         "world": w.name,
         "hosts": w.host_count,
         "containers": sum(sum(s.containers.values()) for s in w.services),
         "idcs": len(w.idcs),
-        "engine": "apart" if apart else "inside",
+        "engine_setting": engine,
         "first_paint_cold_s": cold["first_paint_s"],
         **{k: v for k, v in warm.items() if k != "exit_code_on_hangup"},
         "speed": SPEED,
@@ -428,8 +420,6 @@ def measure_world(world: Path, apart: bool = False) -> dict:
         "wall_s": round(time.perf_counter() - t0, 1),
         "goals": goals,
     }
-    if engine is not None:
-        out["engine_start_s"] = engine.active_s
     out["goals_met"] = all(out.get(k) is not None and out[k] <= v for k, v in goals.items()) and not out.get(
         "keys_unanswered")
     return out
@@ -446,14 +436,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="startup.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--world", type=_world_arg, action="append", metavar="FILE",
                    help="a world file to measure (again for more; default: the demo world and data/world-20k.yaml)")
-    p.add_argument("--engine", choices=("inside", "apart"), default="inside",
-                   help="inside: the engine runs in the TUI, as `cockpit` runs it (default); apart: `cockpit "
-                        "engine` runs it in another process and the TUI watches")
+    p.add_argument("--engine", choices=("auto", "inside", "apart"), default="auto",
+                   help="the config's `engine:`: auto (as `cockpit` runs by default: apart on a world of more "
+                        "than 5,000 hosts), inside the TUI's process, or apart in a process of its own")
     args = p.parse_args(argv)
     worlds = args.world or [DEMO, BIG]
     out = {}
     for world in worlds:
-        result = measure_world(world, apart=args.engine == "apart")
+        result = measure_world(world, engine=args.engine)
         out[result.pop("world")] = result
     print(json.dumps(out, ensure_ascii=False))
 

@@ -259,6 +259,9 @@ class CockpitApp(App):
         e = snap.engine
         if e.mode == "none":
             return "no engine", "bold red"
+        if e.mode == "viewer" and self.cockpit.engine_child is not None and e.stale_s is None \
+                and e.holder is not None and e.holder.endswith(f":{self.cockpit.engine_child}"):
+            return "engine ● active (own process)", "green"
         if e.mode == "viewer":
             stale = f", stale {e.stale_s:.0f}s" if e.stale_s is not None else ""
             return f"watching · engine on {e.holder}{stale}", "bold red" if stale else "yellow"

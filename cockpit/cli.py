@@ -475,6 +475,7 @@ def _real_platform_check(cfg: Config, world) -> None:
 
 
 def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
+    from cockpit import engine_child
     from cockpit.session import open_session, seed_in_background
 
     from cockpit.backends.factory import check
@@ -493,12 +494,24 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     _log_to_file()
     s = open_session(cfg, reset=bool(args.reset), world=world)
     _say_forgotten(s)
+    child = None
     try:
         _real_platform_check(cfg, s.world)
-        app = create_app(s.cockpit, cfg, None if s.cockpit.requests is not None else s.make_engine)
+        factory = None if s.cockpit.requests is not None or cfg.readonly else s.make_engine
+        if factory is not None and engine_child.runs_apart(cfg, s.world):
+            from cockpit.session import world_path
+            from cockpit.store.db import data_dir, default_url
+
+            child = engine_child.start(cfg, world_path(cfg), cfg.db or default_url(s.world.name), data_dir())
+            s.cockpit.engine_expected = True  # the header says "starting" until its lease shows
+            s.cockpit.engine_child = child.pid
+            factory = None
+        app = create_app(s.cockpit, cfg, factory)
         app.run()
         code = app.return_code or 0  # 1 when the app ended on an error
     finally:
+        if child is not None:
+            child.stop()
         s.close()
     # The app has closed and handed its lease back: leave now rather than wait for a thread still
     # reading the store for a screen that is gone (a big table's load takes a while).

@@ -46,6 +46,7 @@ class Config:
     backends: dict = field(default_factory=dict)  # concern -> settings (see config.schema.json)
     expiry_warn_days: int = 7
     autoscale: bool = True  # the engine evaluates the autoscaling rules
+    engine: str = "auto"  # the TUI's engine: inside its process, apart in its own, or auto (by the world's size)
     source: str | None = None  # the config file read, if any
     _identity: Identity | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -113,7 +114,7 @@ def load(path: str | None = None) -> Config:
         cfg.asked_role, cfg.asked_by = d["role"], f"{file}: role"
     if "roles_file" in d:
         cfg.roles_file = str((base / os.path.expanduser(d["roles_file"])).resolve())
-    for key in ("readonly", "speed", "tick_s", "theme", "expiry_warn_days", "autoscale"):
+    for key in ("readonly", "speed", "tick_s", "theme", "expiry_warn_days", "autoscale", "engine"):
         if key in d:
             setattr(cfg, key, d[key])
     cfg.keys = dict(d.get("keys", {}))

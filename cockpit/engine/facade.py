@@ -200,6 +200,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         self.db = db
         self.engine = engine
         self.engine_expected = engine is not None  # an engine is on its way: say "starting", not "none"
+        self.engine_child: int | None = None  # the pid of this Cockpit's own engine process, when it runs apart
         self.real_clock = real_clock
         self._series: dict[str, deque] = {}
         self._series_t = 0.0
