@@ -61,7 +61,6 @@ async def test_the_tui_watches_its_own_engine_process_and_says_so(tmp_path):
     finally:
         child.stop()
     assert not child.alive() and _holder_pid() is None  # it handed the lease back
-    assert "engine active" in child.log.read_text()
     s.close()
 
 
