@@ -649,3 +649,50 @@ def test_sim_blob_of_a_known_digest_with_another_size_is_refused():
     with pytest.raises(RegistryError) as e:
         reg.push_blob("app", Spooled("sha256:" + "c" * 64, 101))
     assert e.value.code == "DIGEST_INVALID"
+
+
+class _Redirecting(http.server.BaseHTTPRequestHandler):
+    """A registry that asks for basic credentials and serves blobs from elsewhere (a 307 to the
+    `storage` server, as registries on object storage do); the storage keeps the headers it got."""
+
+    storage = ""
+    blob = b""
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self):  # noqa: N802
+        if self.server.server_address[1] == int(self.storage.rsplit(":", 1)[1]):
+            self.seen.append(dict(self.headers))
+            self._answer(200, self.blob)
+        elif "Authorization" not in self.headers:
+            self._answer(401, b"{}", {"WWW-Authenticate": 'Basic realm="r"'})
+        else:
+            self._answer(307, b"", {"Location": f"{self.storage}/bucket/blob?sig=x"})
+
+    def _answer(self, status: int, body: bytes, headers: dict | None = None) -> None:
+        self.send_response(status)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        return
+
+
+def test_a_blob_served_from_another_host_is_followed_without_our_credentials(tmp_path):
+    servers = [http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting) for _ in range(2)]
+    for s in servers:
+        threading.Thread(target=s.serve_forever, daemon=True).start()
+    registry, storage = (f"http://127.0.0.1:{s.server_address[1]}" for s in servers)
+    _Redirecting.storage, _Redirecting.blob, _Redirecting.seen = storage, b"layer bytes", []
+    try:
+        reg = OciRegistry("x", registry, username=USER, password=PASSWORD)
+        got = reg.fetch_blob("app", sha256(b"layer bytes"), str(tmp_path / "spool"))
+        assert Path(got.path).read_bytes() == b"layer bytes"
+        (headers,) = _Redirecting.seen
+        assert "Authorization" not in headers and headers["Host"] == storage.removeprefix("http://")
+    finally:
+        for s in servers:
+            s.shutdown()
+            s.server_close()

@@ -552,3 +552,112 @@ def test_a_slow_execution_does_not_hold_up_another_policy_s(tmp_path, registry_f
         assert tags_of(clients[reg], "feed-web") == {"1": big.manifest.digest}
     # the blob was fetched once for both (the second execution took it from the spool)
     assert clients["reg-a"].stats.fetches[big.layers[0]] == 1
+
+
+# --- down a hierarchy: the lower hop follows the upper, image by image ---------------------------------
+
+HIERARCHY = """registries:
+  - {name: reg-a, idc: yf, role: master}
+  - {name: reg-b, idc: yf, role: slave, replicates_from: reg-a}
+  - {name: reg-c, idc: ali, role: slave, replicates_from: reg-b}
+  - {name: reg-d, idc: ali, role: slave, replicates_from: reg-b}"""
+
+
+def test_the_lower_hop_copies_an_image_on_as_soon_as_it_lands_uploading_no_blob_twice(tmp_path, registry_factory):
+    regs = {n: registry_factory(name=n) for n in ("a", "b", "c", "d")}
+    clients = {f"reg-{n}": r.client() for n, r in regs.items()}
+    w = world_with(HIERARCHY, """replication:
+  - {name: upper, source: reg-a, destinations: [reg-b], concurrency: 1, bandwidth_mbps: 8, trigger: manual}
+  - {name: lower, source: reg-b, destinations: [reg-c, reg-d], trigger: manual}""")
+    base = random_layer(100_000, "base")  # shared by every image
+    images = {repo: make_image([base, random_layer(150_000, repo)], note=repo) for repo in ("aaa", "bbb", "ccc", "ddd")}
+    for repo, image in images.items():
+        push_image(clients["reg-a"], repo, "1", image, tmp_path / "work")
+    rep = setup(tmp_path, w, clients)
+    upper = queue("upper", "manual", "sre", 0, time.time())
+    lower = queue("lower", "manual", "sre", 0, time.time())  # queued at once: reg-b holds nothing yet
+    rep.start()
+    try:
+        assert rep.wait_over([upper, lower], 60), [execution(x).state for x in (upper, lower)]
+    finally:
+        rep.stop()
+    assert execution(upper).state == execution(lower).state == "succeeded", (execution(upper).error,
+                                                                             execution(lower).error)
+    assert execution(lower).tasks_total == 8  # every image the upper hop brought, to both
+    first_on = min(t.real_started for t in ReplicationTaskRow.select().where(ReplicationTaskRow.execution == lower))
+    assert first_on < execution(upper).real_finished  # it did not wait for the whole upper hop
+    for name in ("reg-b", "reg-c", "reg-d"):
+        for repo, image in images.items():
+            assert tags_of(clients[name], repo) == {"1": image.manifest.digest}
+        uploads = clients[name].stats.uploads
+        assert all(n == 1 for n in uploads.values()), uploads  # no blob uploaded twice
+        assert sum(uploads.values()) == 1 + 2 * len(images)  # the base once, then mounted
+    assert sum(clients["reg-b"].stats.fetches.values()) == 0  # the lower hop read the spool
+    assert sum(clients["reg-a"].stats.fetches.values()) == 1 + 2 * len(images)  # one fetch per blob
+    # manifests read once: by the replicator's first scan and by planning, never again by a task
+    assert clients["reg-a"].stats.calls["manifest"] == 2 * len(images)
+    # reg-b's: the upper hop's checks of each tag before it moved it, and what the lower hop's
+    # planning found landed; not by the lower hop's tasks (the upper hop had put them there)
+    assert clients["reg-b"].stats.calls["manifest"] <= 2 * len(images)
+
+
+def test_an_image_whose_copy_into_the_source_fails_fails_in_the_lower_hop_too_saying_why(tmp_path, registry_factory):
+    regs = {n: registry_factory(name=n) for n in ("a", "b", "c", "d")}
+    clients = {f"reg-{n}": r.client() for n, r in regs.items()}
+    w = world_with(HIERARCHY, """replication:
+  - {name: upper, source: reg-a, destinations: [reg-b], concurrency: 1, trigger: manual}
+  - {name: lower, source: reg-b, destinations: [reg-c, reg-d], trigger: manual}""")
+    good = push_synthetic(clients["reg-a"], "aaa", "1", [50_000], tmp_path / "w")
+    rotten = push_synthetic(clients["reg-a"], "zzz", "1", [50_000], tmp_path / "w")
+    path = regs["a"].blob_file(rotten.layers[0])  # its layer rots on reg-a: the copy to reg-b fails
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    rep = setup(tmp_path, w, clients)
+    upper = queue("upper", "manual", "sre", 0, time.time())
+    lower = queue("lower", "manual", "sre", 0, time.time())
+    for ex in (upper, lower):  # planned before anything moves: the lower one holds both images
+        assert rep._plan(execution(ex))
+    held = list(ReplicationTaskRow.select().where(ReplicationTaskRow.execution == lower))
+    assert len(held) == 4 and all(t.not_before_real > time.time() + 1e6 and "waiting" in t.error for t in held)
+    rep.start()
+    try:
+        assert rep.wait_over([upper, lower], 60), [execution(x).state for x in (upper, lower)]
+    finally:
+        rep.stop()
+    assert execution(upper).state == execution(lower).state == "failed"
+    tasks = {(t.repo, t.destination): t
+             for t in ReplicationTaskRow.select().where(ReplicationTaskRow.execution == lower)}
+    for dest in ("reg-c", "reg-d"):
+        assert tasks[("aaa", dest)].state == "succeeded"
+        assert tags_of(clients[dest], "aaa") == {"1": good.manifest.digest}
+        bad = tasks[("zzz", dest)]
+        assert bad.state == "failed" and "not at the source" in bad.error and bad.attempts == 1
+        assert clients[dest].tags("zzz") == [] and clients[dest].stats.uploads[rotten.layers[0]] == 0
+
+
+def test_tasks_held_for_an_image_on_its_way_stay_held_across_a_crash_and_run_once_it_lands(tmp_path,
+                                                                                          registry_factory):
+    regs = {n: registry_factory(name=n) for n in ("a", "b", "c", "d")}
+    clients = {f"reg-{n}": r.client() for n, r in regs.items()}
+    w = world_with(HIERARCHY, """replication:
+  - {name: upper, source: reg-a, destinations: [reg-b], trigger: manual}
+  - {name: lower, source: reg-b, destinations: [reg-c, reg-d], trigger: manual}""")
+    images = {repo: push_synthetic(clients["reg-a"], repo, "1", [40_000, 30_000], tmp_path / "w")
+              for repo in ("aaa", "bbb")}
+    first = setup(tmp_path, w, clients)
+    upper = queue("upper", "manual", "sre", 0, time.time())
+    lower = queue("lower", "manual", "sre", 0, time.time())
+    for ex in (upper, lower):  # planned, then the engine dies before anything moved
+        assert first._plan(execution(ex))
+    ReplicationTaskRow.update(state="running").where(ReplicationTaskRow.execution == upper).execute()
+    second = setup(tmp_path, w, clients)
+    second.recover()
+    held = ReplicationTaskRow.select().where(ReplicationTaskRow.execution == lower)
+    assert [t.state for t in held] == ["pending"] * 4 and all(t.not_before_real > time.time() + 1e6 for t in held)
+    run(second)
+    assert execution(upper).state == execution(lower).state == "succeeded", execution(lower).error
+    for name in ("reg-b", "reg-c", "reg-d"):
+        for repo, image in images.items():
+            assert tags_of(clients[name], repo) == {"1": image.manifest.digest}
+        assert all(n == 1 for n in clients[name].stats.uploads.values())

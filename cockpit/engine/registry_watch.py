@@ -8,6 +8,8 @@ from __future__ import annotations
 import logging
 import time
 
+import peewee as pw
+
 from cockpit.backends.base import RegistryError
 from cockpit.core.replication import allowed
 from cockpit.engine import journal
@@ -131,17 +133,14 @@ class RegistryWatch:
 
 
 def saw(registry: str, repo: str, tag: str, digest: str, now_t: float, now_real: float) -> None:
-    """A registry holds this digest under this tag; the lag counts from when it first did."""
-    row = RegistryImageRow.get_or_none((RegistryImageRow.registry == registry) & (RegistryImageRow.repo == repo)
-                                       & (RegistryImageRow.tag == tag))
-    if row is None:
-        RegistryImageRow.insert(registry=registry, repo=repo, tag=tag, digest=digest, since_t=now_t,
-                                seen_real=now_real).execute()
-    elif row.digest != digest:
-        RegistryImageRow.update(digest=digest, since_t=now_t, seen_real=now_real).where(
-            RegistryImageRow.id == row.id).execute()
-    else:
-        RegistryImageRow.update(seen_real=now_real).where(RegistryImageRow.id == row.id).execute()
+    """A registry holds this digest under this tag; the lag counts from when it first did (one
+    statement: an upsert on the row's unique (registry, repo, tag))."""
+    R = RegistryImageRow
+    same = R.digest == pw.EXCLUDED.digest
+    R.insert(registry=registry, repo=repo, tag=tag, digest=digest, since_t=now_t, seen_real=now_real).on_conflict(
+        conflict_target=[R.registry, R.repo, R.tag],
+        update={R.digest: pw.EXCLUDED.digest, R.seen_real: pw.EXCLUDED.seen_real,
+                R.since_t: pw.Case(None, [(same, R.since_t)], pw.EXCLUDED.since_t)}).execute()
 
 
 def queue(policy: str, trigger: str, actor: str, now_t: float, now_real: float,

@@ -10,6 +10,11 @@ and bounded in size), check its digest, and push it; the manifests
 last, and the tag only if the destination still holds what it held when planned (otherwise a
 conflict, left alone). Answers are recorded in fenced transactions. An engine that dies part-way
 is replaced by one that runs the unfinished tasks again: every blob already there is skipped.
+
+Down a hierarchy, an execution follows the older ones still copying into its source: it plans
+their images as if they were there already, and each of those tasks is held (not due) until
+no copy brings its image any more; the transaction that settles the last one makes it due. So
+the lower hop copies an image as soon as it lands, not when the whole upper hop is over.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -34,7 +40,7 @@ from cockpit.engine import journal
 from cockpit.engine.background import Background
 from cockpit.engine.lease import LeaseLost
 from cockpit.engine.registry_watch import RegistryWatch, saw
-from cockpit.engine.transfer import Run, Stopped, TokenBucket, Turns, prune_spool
+from cockpit.engine.transfer import KnownManifests, Run, Stopped, TokenBucket, Turns, prune_spool
 from cockpit.store.models import RegistryImageRow, ReplicationRow, ReplicationTaskRow
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,9 @@ FINAL = ("succeeded", "failed", "stopped", "conflict")
 SPOOL_MAX_BYTES = 2 << 30  # verified blobs kept for the next executions; the least recently used go first
 WHERE_MAX = 200_000  # (destination, blob) pairs remembered as mount sources
 MAX_RUNNING = 4  # executions carried forward side by side (a slow link holds up only its own)
+OPEN = ("pending", "running")
+COPIES = ("copy", "overwrite")
+HELD = 1e18  # not_before_real of a task whose image is still on its way to its source
 
 
 class Replicator(Background, RegistryWatch):
@@ -67,6 +76,7 @@ class Replicator(Background, RegistryWatch):
         self.spool_max_bytes = spool_max_bytes
         self._sleep = sleep
         self.policies = {p.name: p for p in world.replication}
+        self._sources = {p.source for p in world.replication}  # registries an execution may follow copies into
         self._rng = random.Random(seed)
         self.simulated = simulated
         self.clock = clock
@@ -80,6 +90,13 @@ class Replicator(Background, RegistryWatch):
         self._where_lock = threading.Lock()
         self._inflight: set[int] = set()  # executions a runner thread is carrying forward
         self._inflight_lock = threading.Lock()
+        self._known = KnownManifests()
+        self._runs: dict[int, Run] = {}  # what each open execution's transfers share, across its steps
+        self._runs_lock = threading.Lock()
+        # Bumped when a task ends (and so may have released held ones): a feeder waiting for room
+        # or for work looks again.
+        self._news = threading.Condition()
+        self._news_n = 0
         self._lease_lost = threading.Event()
         super().__init__()
 
@@ -130,12 +147,12 @@ class Replicator(Background, RegistryWatch):
         with self._inflight_lock:
             busy = set(self._inflight)
         out = []
-        for ex in (ReplicationRow.select().where(ReplicationRow.state.in_(("pending", "running")))
+        for ex in (ReplicationRow.select().where(ReplicationRow.state.in_(OPEN))
                    .order_by(ReplicationRow.id).limit(room + len(busy) + 200)):
-            if ex.id in busy:
+            if ex.id in busy or (ex.state == "pending" and not ex.stop_requested and self._feeder_pending(ex)):
                 continue
             open_tasks = ReplicationTaskRow.select().where((ReplicationTaskRow.execution == ex.id)
-                                                           & ReplicationTaskRow.state.in_(("pending", "running")))
+                                                           & ReplicationTaskRow.state.in_(OPEN))
             due = open_tasks.where((ReplicationTaskRow.state == "pending")
                                    & (ReplicationTaskRow.not_before_real <= now)).exists()
             if ex.state == "pending" or ex.stop_requested or due or not open_tasks.exists():
@@ -162,10 +179,13 @@ class Replicator(Background, RegistryWatch):
 
     def recover(self) -> None:
         """Tasks an engine left running run again (their blobs already there are skipped); back-offs
-        timed by another host's clock are over."""
+        timed by another host's clock are over. Tasks held for an image on its way stay held while
+        an open copy still brings it."""
+        T = ReplicationTaskRow
         with self.fence():
-            ReplicationTaskRow.update(state="pending", not_before_real=0.0).where(
-                ReplicationTaskRow.state.in_(("running", "pending"))).execute()
+            T.update(state="pending", not_before_real=0.0).where(
+                (T.state == "running") | ((T.state == "pending") & (T.not_before_real < HELD))).execute()
+            self._release()  # a safety net: held for a copy that is over
 
     # --- executions --------------------------------------------------------------------------------
 
@@ -186,7 +206,7 @@ class Replicator(Background, RegistryWatch):
         if ex.stop_requested:
             self._finish(ex.id)
             return False
-        if ex.state == "pending" and not self._plan(ex):
+        if ex.state == "pending" and (self._feeder_pending(ex) or not self._plan(ex)):
             return False
         ran = self._work(ex)
         if self._stop.is_set():
@@ -208,16 +228,8 @@ class Replicator(Background, RegistryWatch):
         if policy is None:
             self._fail(ex.id, f"no replication policy named {ex.policy!r} in the world")
             return False
-        try:
-            source = self._contents(policy.source, policy, record=True)
-        except RegistryError as e:
-            self._fail(ex.id, f"planning: the source: {e}")
-            return False
-        except (LeaseLost, pw.PeeweeException):
-            raise
-        except Exception as e:  # noqa: BLE001 - an odd answer fails this execution, not the replicator
-            log.debug("planning replication %s", ex.id, exc_info=True)
-            self._fail(ex.id, "planning: the source: " + " ".join(f"{type(e).__name__}: {e}".split()))
+        source = self._source_of(ex, policy)
+        if source is None:
             return False
         dests = {}
         dual = self.world.dual_peer(policy.source) in policy.destinations
@@ -229,29 +241,100 @@ class Replicator(Background, RegistryWatch):
         everything = policy.deletions and not dual and only is None
         for d in policy.destinations:
             try:
-                dests[d] = self._contents(d, policy, repos=None if everything else source)
+                held = self._contents(d, policy, repos=None if everything else source)
             except RegistryError as e:  # copies are planned; each task then says what the destination answers
                 log.info("planning %s: %s", ex.policy, e)
-                dests[d] = {}
-        steps = plan(policy, {r: {t: d for t, (d, _) in tags.items()} for r, tags in source.items()},
-                     {d: {r: {t: dg for t, (dg, _) in tags.items()} for r, tags in c.items()} for d, c in dests.items()},
-                     dual=dual, only=only)
+                held = {}
+            dests[d] = {r: {t: dg for t, (dg, _) in tags.items()} for r, tags in held.items()}
+        self._write_plan(ex, policy, plan(policy, source, dests, dual=dual, only=only))
+        return True
+
+    def _source_of(self, ex: ReplicationRow, policy) -> dict[str, dict[str, str]] | None:
+        """{repo: {tag: digest}} the source holds, and what older executions are copying into it.
+        None when the source could not be listed (the execution failed, saying why)."""
+        # Read before the listing: a copy that lands in between is in one or the other.
+        coming = self._incoming(ex.id, policy)
+        try:
+            listed = self._contents(policy.source, policy, record=True)
+        except RegistryError as e:
+            self._fail(ex.id, f"planning: the source: {e}")
+            return None
+        except (LeaseLost, pw.PeeweeException):
+            raise
+        except Exception as e:  # noqa: BLE001 - an odd answer fails this execution, not the replicator
+            log.debug("planning replication %s", ex.id, exc_info=True)
+            self._fail(ex.id, "planning: the source: " + " ".join(f"{type(e).__name__}: {e}".split()))
+            return None
+        source = {r: {t: d for t, (d, _) in tags.items()} for r, tags in listed.items()}
+        for (repo, tag), digest in coming.items():
+            source.setdefault(repo, {})[tag] = digest  # what it will hold when that copy lands
+        return source
+
+    def _write_plan(self, ex: ReplicationRow, policy, steps: list[Step]) -> None:
+        """The tasks, in one fenced transaction: those of images still on their way to the source
+        held (read in that transaction, so the copy that lands one cannot slip by unseen)."""
         now_real = self.real_clock()
+        rows = []
         with self.fence():
+            coming = self._incoming(ex.id, policy)
             for s in steps:
                 conflict = s.action == "conflict"
-                ReplicationTaskRow.insert(
-                    execution=ex.id, repo=s.repo, tag=s.tag, source=policy.source, destination=s.destination,
-                    digest=s.digest, found=s.found, action=s.action, state="conflict" if conflict else "pending",
-                    error=f"{s.destination} holds {s.found} under this tag, {policy.source} {s.digest}: left alone"
-                    if conflict else None, real_finished=now_real if conflict else None).execute()
+                held = s.action in COPIES and coming.get((s.repo, s.tag)) == s.digest
+                note = (f"{s.destination} holds {s.found} under this tag, {policy.source} {s.digest}: left alone"
+                        if conflict else f"waiting for it to land at {policy.source}" if held else None)
+                rows.append({"execution": ex.id, "repo": s.repo, "tag": s.tag, "source": policy.source,
+                             "destination": s.destination, "digest": s.digest, "found": s.found, "action": s.action,
+                             "state": "conflict" if conflict else "pending", "error": note,
+                             "not_before_real": HELD if held else 0.0, "real_finished": now_real if conflict else None})
                 if conflict:
                     journal.event(self.platform_now(), "warn", "registry", s.destination,
                                   f"conflict: {s.repo}:{s.tag} at {s.destination} is {s.found[:19]}, at "
                                   f"{policy.source} {s.digest[:19]}: left alone")
+            for i in range(0, len(rows), 50):  # under SQLite's limit of variables in one statement
+                ReplicationTaskRow.insert_many(rows[i:i + 50]).execute()
             ReplicationRow.update(state="running", tasks_total=len(steps), real_started=now_real).where(
                 ReplicationRow.id == ex.id).execute()
-        return True
+        self.kick()  # an execution following this one may plan now
+
+    def _incoming(self, ex_id: int, policy) -> dict[tuple[str, str], str]:
+        """(repo, tag) -> digest of the images on their way to the policy's source: copies into it
+        still open in older executions (none copying back from this policy's destinations, as
+        between dual masters), under the policy's filters."""
+        T = ReplicationTaskRow
+        q = (T.select(T.repo, T.tag, T.digest).where(
+            (T.execution < ex_id) & (T.destination == policy.source) & T.state.in_(OPEN) & T.action.in_(COPIES)
+            & T.source.not_in(list(policy.destinations))).order_by(T.id))
+        rf, tf = policy.repositories, policy.tags
+        return {(r, t): d for r, t, d in q.tuples()
+                if allowed(r, rf.include, rf.exclude) and allowed(t, tf.include, tf.exclude)}
+
+    def _feeder_pending(self, ex: ReplicationRow) -> bool:
+        """An older execution that will copy into this one's source is not planned yet: this one
+        plans after it, to follow it."""
+        policy = self.policies.get(ex.policy)
+        if policy is None:
+            return False
+        feeders = [p.name for p in self.world.replication
+                   if policy.source in p.destinations and p.source not in policy.destinations]
+        R = ReplicationRow
+        return bool(feeders) and R.select().where(
+            (R.id < ex.id) & (R.state == "pending") & R.policy.in_(feeders)).exists()
+
+    def _release(self, source: str | None = None, image: tuple[str, str, str] | None = None) -> int:
+        """Held tasks (reading from `source`, of `image` (repo, tag, digest)) whose image no open copy
+        in an older execution brings any more: due now. Called in the transaction that settled a
+        copy. Each then reads its manifest at its source: one whose copy failed fails, saying so."""
+        T, U = ReplicationTaskRow, ReplicationTaskRow.alias("bringing")
+        bringing = U.select(U.id).where(
+            (U.destination == T.source) & (U.repo == T.repo) & (U.tag == T.tag) & (U.digest == T.digest)
+            & (U.execution < T.execution) & U.state.in_(OPEN) & U.action.in_(COPIES))
+        q = T.update(not_before_real=0.0, error=None).where(
+            (T.state == "pending") & (T.not_before_real >= HELD) & ~pw.fn.EXISTS(bringing))
+        if source is not None:
+            q = q.where(T.source == source)
+        if image is not None:
+            q = q.where((T.repo == image[0]) & (T.tag == image[1]) & (T.digest == image[2]))
+        return q.execute()
 
     def _covered(self, ex: ReplicationRow, policy, source, only: list[tuple[str, str]]) -> bool:
         """An execution of some images: at least one is the policy's and at the source. False
@@ -271,7 +354,8 @@ class Replicator(Background, RegistryWatch):
 
     def _contents(self, name: str, policy, *, record: bool = False, repos=None) -> dict[str, dict[str, tuple[str, Manifest]]]:
         """{repo: {tag: (digest, manifest)}} of a registry, under the policy's filters (the source's
-        repositories only, for a destination). The source's manifests are kept for the views."""
+        repositories only, for a destination). The source's manifests are kept for the views; all
+        are known to the tasks, which need not read them again."""
         reg = self.registries[name]
         names = sorted(repos) if repos is not None else [
             r for r in reg.catalog() if allowed(r, policy.repositories.include, policy.repositories.exclude)]
@@ -282,6 +366,7 @@ class Replicator(Background, RegistryWatch):
                     m = reg.manifest(repo, tag)
                     if m is not None:
                         tags[tag] = (m.digest, m)
+                        self._known.add(name, repo, m)
             return tags
 
         # repositories asked about side by side, as many as the policy's transfers
@@ -291,20 +376,82 @@ class Replicator(Background, RegistryWatch):
         return out
 
     def _work(self, ex: ReplicationRow) -> bool:
-        """Run the execution's due tasks, `concurrency` at a time. False when none was due."""
+        """Run the execution's due tasks, `concurrency` at a time, taking up those that fall due
+        meanwhile (held ones a feeding execution released, back-offs over). False when none was due."""
         policy = self.policies[ex.policy]
-        run = Run(ex.id, self.spool_dir / "blobs",
-                   TokenBucket(policy.bandwidth_mbps * 1e6 / 8, self.sleep, self.clock) if policy.bandwidth_mbps else None)
+        run, room = self._run_of(ex, policy), max(1, policy.concurrency)
+        taken: set[int] = set()  # submitted and not over (the store may still say pending)
+        queued: deque[ReplicationTaskRow] = deque()
+        escaped: list[BaseException] = []  # the store's trouble (a lost lease), or the process dying
+        ran = False
+
+        def one(task: ReplicationTaskRow) -> None:
+            try:
+                self._task(run, task)
+            except BaseException as e:
+                escaped.append(e)
+                raise
+            finally:
+                with self._news:
+                    taken.discard(task.id)
+                self._nudge()
+
+        with ThreadPoolExecutor(room, thread_name_prefix="replicate") as pool:
+            while True:
+                with self._news:
+                    seen, busy = self._news_n, len(taken)
+                if not self._stop.is_set() and not escaped and busy < room:
+                    if not queued:
+                        queued.extend(t for t in self._due(ex.id) if t.id not in taken)
+                    while queued and busy < room:
+                        task = queued.popleft()
+                        with self._news:
+                            taken.add(task.id)
+                        pool.submit(one, task)
+                        ran, busy = True, busy + 1
+                if busy == 0:
+                    if escaped:
+                        raise escaped[0]
+                    return ran
+                with self._news:  # a task of this execution or another ended (and may have released some)
+                    self._news.wait_for(lambda: self._news_n != seen, timeout=1.0)
+
+    def _nudge(self) -> None:
+        with self._news:
+            self._news_n += 1
+            self._news.notify_all()
+
+    def wait_over(self, executions: list[int], timeout: float) -> bool:
+        """Wait until these executions have ended (True) or `timeout` seconds passed (False),
+        looking at the store each time a task or an execution of this replicator ends."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._news:
+                seen = self._news_n
+            if not ReplicationRow.select().where(ReplicationRow.id.in_(executions)
+                                                 & ReplicationRow.state.in_(OPEN)).exists():
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._news:
+                self._news.wait_for(lambda: self._news_n != seen, timeout=min(left, 1.0))
+
+    def _due(self, ex_id: int) -> list[ReplicationTaskRow]:
+        T = ReplicationTaskRow
+        return list(T.select().where((T.execution == ex_id) & (T.state == "pending")
+                                     & (T.not_before_real <= self.real_clock())).order_by(T.id))
+
+    def _run_of(self, ex: ReplicationRow, policy) -> Run:
+        """What the execution's transfers share, kept across its steps (until it finishes)."""
+        with self._runs_lock:
+            run = self._runs.get(ex.id)
+            if run is None:
+                limiter = (TokenBucket(policy.bandwidth_mbps * 1e6 / 8, self.sleep, self.clock)
+                           if policy.bandwidth_mbps else None)
+                run = self._runs[ex.id] = Run(ex.id, self.spool_dir / "blobs", limiter)
         run.spool.mkdir(parents=True, exist_ok=True)
-        tasks = list(ReplicationTaskRow.select().where(
-            (ReplicationTaskRow.execution == ex.id) & (ReplicationTaskRow.state == "pending")
-            & (ReplicationTaskRow.not_before_real <= self.real_clock())).order_by(ReplicationTaskRow.id))
-        if not tasks:
-            return False
-        with ThreadPoolExecutor(max(1, policy.concurrency), thread_name_prefix="replicate") as pool:
-            for _ in pool.map(lambda t: self._task(run, t), tasks):
-                pass
-        return True
+        return run
 
     def _task(self, run: Run, task: ReplicationTaskRow) -> None:
         with self.fence():
@@ -337,40 +484,58 @@ class Replicator(Background, RegistryWatch):
                       exc_info=True)
             self._record(task, "failed", " ".join(f"{type(e).__name__}: {e}".split()))
 
-    def _stopping(self, ex_id: int) -> None:
-        if self._stop.is_set() or ReplicationRow.get_by_id(ex_id).stop_requested:
+    def _stopping(self, run: Run) -> None:
+        """Raise Stopped when the engine stops or the execution was asked to (read from the store a
+        few times a second, not before each blob: a stop still ends it at its next blob)."""
+        if self._stop.is_set():
             raise Stopped
+        if run.stop_due(time.monotonic()):
+            run.stop_asked = ReplicationRow.get_by_id(run.id).stop_requested
+        if run.stop_asked:
+            raise Stopped
+
+    def _manifest(self, name: str, repo: str, digest: str) -> Manifest | None:
+        """A manifest by digest at the world's registry `name`: known to be there already (listed
+        while planning, or put there by this engine), else read from it."""
+        m = self._known.get(name, repo, digest)
+        if m is None:
+            m = self.registries[name].manifest(repo, digest)
+            if m is not None:
+                self._known.add(name, repo, m)
+        return m
 
     def _copy(self, run: Run, task: ReplicationTaskRow) -> tuple[int, int, str]:
         """(bytes moved, bytes the destination lacked, outcome)."""
         src, dst = self.registries[task.source], self.registries[task.destination]
-        m = src.manifest(task.repo, task.digest)
+        m = self._manifest(task.source, task.repo, task.digest)
         if m is None:
-            raise RegistryError(task.source, "MANIFEST_UNKNOWN", f"{task.repo}@{task.digest} is gone from the source")
+            raise RegistryError(task.source, "MANIFEST_UNKNOWN",
+                                f"{task.repo}@{task.digest} is not at the source (gone, or its copy there failed)")
         children = []
         if m.is_index:
             for child in blobs_of(m.media_type, m.body)[1]:
-                cm = src.manifest(task.repo, child)
+                cm = self._manifest(task.source, task.repo, child)
                 if cm is None:
                     raise RegistryError(task.source, "MANIFEST_UNKNOWN", f"{task.repo}@{child} (in an index) is gone")
                 children.append(cm)
         blobs = [d for mm in children + ([] if m.is_index else [m]) for d, _ in blobs_of(mm.media_type, mm.body)[0]]
         moved = needed = 0
         for digest in dict.fromkeys(blobs):
-            self._stopping(run.id)
+            self._stopping(run)
             sent, lacked = self._blob(run, src, dst, task.repo, digest)
             moved, needed = moved + sent, needed + lacked
         for cm in children:
             dst.put_manifest(task.repo, cm.digest, cm)
+            self._known.add(task.destination, task.repo, cm)
         # The tag moves only if the destination still holds what it held when this was planned:
         # someone may have pushed there since (the other master, a hand), and that is not ours to
         # overwrite. A tag deleted there since leaves nothing to overwrite.
         now = dst.manifest(task.repo, task.tag)
-        if now is not None and now.digest == task.digest:
-            return moved, needed, "succeeded"  # already there (another execution, the other master)
-        if now is not None and now.digest != task.found:
+        if now is not None and now.digest != task.digest and now.digest != task.found:
             return moved, needed, f"conflict: {task.destination} now holds {now.digest} under this tag: left alone"
-        dst.put_manifest(task.repo, task.tag, m)
+        if now is None or now.digest != task.digest:  # else already there (another execution, the other master)
+            dst.put_manifest(task.repo, task.tag, m)
+        self._known.add(task.destination, task.repo, m)  # for the executions that copy on from there
         return moved, needed, "succeeded"
 
     def _blob(self, run: Run, src: Registry, dst: Registry, repo: str, digest: str) -> tuple[int, int]:
@@ -483,12 +648,24 @@ class Replicator(Background, RegistryWatch):
                                       bytes_needed=ReplicationRow.bytes_needed + needed).where(
                     ReplicationRow.id == task.execution).execute()
                 journal.event(now_t, "warn", "registry", task.destination, f"{task.repo}:{task.tag}: {outcome}")
+            released = self._landed(task)
+        if released:
+            self.kick()
 
     def _record(self, task: ReplicationTaskRow, state: str, error: str | None, not_before: float = 0.0) -> None:
         with self.fence():
             ReplicationTaskRow.update(state=state, error=error, not_before_real=not_before,
                                       real_finished=None if state == "pending" else self.real_clock()).where(
                 ReplicationTaskRow.id == task.id).execute()
+            released = self._landed(task) if state not in OPEN else 0
+        if released:
+            self.kick()
+
+    def _landed(self, task: ReplicationTaskRow) -> int:
+        """A copy settled (in this transaction): the tasks held for its image, if nothing else brings it."""
+        if task.action not in COPIES or task.destination not in self._sources:
+            return 0
+        return self._release(task.destination, (task.repo, task.tag, task.digest))
 
     def _fail(self, ex_id: int, why: str) -> None:
         with self.fence():
@@ -496,14 +673,15 @@ class Replicator(Background, RegistryWatch):
                 ReplicationRow.id == ex_id).execute()
             journal.event(self.platform_now(), "error", "registry", f"replication {ex_id}",
                           f"replication {ex_id} failed: {why}")
+        self._nudge()
 
     def _finish(self, ex_id: int) -> None:
         with self.fence():
             ex = ReplicationRow.get_by_id(ex_id)
             if ex.stop_requested:
-                ReplicationTaskRow.update(state="stopped", error="the execution was stopped").where(
-                    (ReplicationTaskRow.execution == ex_id) & ReplicationTaskRow.state.in_(("pending", "running"))
-                ).execute()
+                ReplicationTaskRow.update(state="stopped", error="the execution was stopped",
+                                          not_before_real=0.0).where(
+                    (ReplicationTaskRow.execution == ex_id) & ReplicationTaskRow.state.in_(OPEN)).execute()
             counts = {s: n for s, n in ReplicationTaskRow.select(ReplicationTaskRow.state, pw.fn.COUNT(ReplicationTaskRow.id))
                       .where(ReplicationTaskRow.execution == ex_id).group_by(ReplicationTaskRow.state).tuples()}
             state = ("stopped" if ex.stop_requested else "failed" if counts.get("failed") else "succeeded")
@@ -515,8 +693,15 @@ class Replicator(Background, RegistryWatch):
                           "registry", f"replication {ex_id}",
                           f"replication {ex_id} ({ex.policy}) {state}: {counts.get('succeeded', 0)} copied, "
                           f"{counts.get('failed', 0)} failed, {counts.get('conflict', 0)} conflicts, {moved:,.1f} MB moved")
+            released = self._release()  # its stopped copies bring nothing any more
+        with self._runs_lock:
+            self._runs.pop(ex_id, None)
+            waiting = bool(self._runs)  # executions under way, carried or waiting for images
+        if released:
+            self.kick()
+        self._nudge()
         with self._inflight_lock:
-            alone = self._inflight <= {ex_id}
+            alone = self._inflight <= {ex_id} and not waiting
         if alone:  # another execution under way may be about to push a file of the spool
             prune_spool(self.spool_dir / "blobs", self.spool_max_bytes)
 
