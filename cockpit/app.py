@@ -74,7 +74,7 @@ class ViewCommands(Provider):
         for item in app.not_done:  # what did not take, to ask again
             when = datetime.fromtimestamp(item.t).strftime("%H:%M:%S")
             out.append((f"Retry: {ACTIONS[item.action_id].title} ({item.summary or item.action_id})",
-                        partial(app.retry, item), f"did not take at {when}: {item.why}"))
+                        partial(app.retry, item), f"did not take at {when}: {item.why} (if unsure, :audit says)"))
         out.append(("Keys and help", app.action_help, "key ?"))
         out += [(f"Go to {name}", partial(app.goto, name), view_class(name).HELP) for name in VIEWS]
         if app.permitted("sim.pause") and "sim.pause" not in offered:

@@ -237,6 +237,8 @@ def conflicts(args: argparse.Namespace) -> str | None:
 
 def settings(args: argparse.Namespace) -> Config:
     cfg = config_mod.load(getattr(args, "config", None))
+    if getattr(args, "command", None) == "engine" and os.environ.get("COCKPIT_ENGINE_DB"):
+        cfg.db = os.environ["COCKPIT_ENGINE_DB"]  # a TUI's own engine (engine_child.py): not on the command line
     for key in ("world", "db", "speed"):
         value = getattr(args, key, None)
         if value is not None:

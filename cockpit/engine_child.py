@@ -21,6 +21,7 @@ from pathlib import Path
 from cockpit.config import Config
 from cockpit.domain import World
 
+DB_ENV = "COCKPIT_ENGINE_DB"  # the store the child engine opens (never on its command line: ps shows that)
 APART_HOSTS = 5000  # `engine: auto` runs the engine apart for a world bigger than this
 STOP_S = 10.0
 
@@ -55,12 +56,17 @@ class EngineChild:
             self.proc.wait(5)
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM when the TUI's process ends, however it ends."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the TUI died before the line above ran
-        os._exit(0)
+_LIBC = ctypes.CDLL(None, use_errno=True)  # loaded here: no dlopen between fork and exec
+
+
+def _die_with(parent: int):
+    def arm() -> None:
+        """In the child, before exec: SIGTERM when the TUI's process ends, however it ends."""
+        _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the TUI died before the line above ran (adopted by init or a subreaper)
+            os._exit(0)
+
+    return arm
 
 
 def start(cfg: Config, world_file: str, db_url: str, log_dir: Path) -> EngineChild:
@@ -68,13 +74,14 @@ def start(cfg: Config, world_file: str, db_url: str, log_dir: Path) -> EngineChi
     argv = [sys.executable, "-m", "cockpit"]
     if cfg.source:
         argv += ["--config", cfg.source]
-    argv += ["engine", "--db", db_url, "--world", world_file]
+    argv += ["engine", "--world", world_file]  # the store's URL in the environment: it may hold a password
     if cfg.speed is not None:
         argv += ["--speed", f"{cfg.speed:g}"]
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / "engine.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, DB_ENV: db_url},
                                 start_new_session=True,  # the terminal's ^C and hang-up are the TUI's to pass on
-                                preexec_fn=_die_with_parent, close_fds=True)
+                                preexec_fn=_die_with(os.getpid()), close_fds=True)
     return EngineChild(proc, log)

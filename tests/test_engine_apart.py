@@ -58,6 +58,8 @@ async def test_the_tui_watches_its_own_engine_process_and_says_so(tmp_path):
                 assert time.monotonic() < deadline, screen_text(app) + child.log.read_text()
                 await pilot.pause(0.1)
         assert _holder_pid() == child.pid
+        cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--db" not in cmdline and db.encode() not in cmdline  # a store URL may hold a password
     finally:
         child.stop()
     assert not child.alive() and _holder_pid() is None  # it handed the lease back
@@ -91,8 +93,13 @@ def test_the_engine_process_ends_with_a_tui_that_is_killed_outright(tmp_path):
 
 
 def _wait_gone(pid: int) -> None:
-    """Raises ProcessLookupError once the process is gone (reaped by init)."""
+    """Raises ProcessLookupError once the process is gone (reaped, or a zombie nobody reaps yet)."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        os.kill(pid, 0)
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            raise ProcessLookupError(pid) from None
+        if state == "Z":
+            raise ProcessLookupError(pid)
         time.sleep(0.1)

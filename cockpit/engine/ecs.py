@@ -11,6 +11,7 @@ once, so the APScheduler job that kicks it is not a floor on the drain rate.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import random
 import time
@@ -156,10 +157,13 @@ class EcsDrainer(Background):
         except CloudError as e:
             self._heard(e)
             return e
-        except Exception as e:  # noqa: BLE001 - a transport we did not expect: retry as transient
+        except (OSError, TimeoutError, http.client.HTTPException) as e:  # the transport: the API did not answer
             err = CloudError("SDK.HttpError", f"{type(e).__name__}: {e}")
             self._heard(err)
             return err
+        except Exception as e:  # noqa: BLE001 - our own fault, not the cloud's: retried a few times, then said
+            log.exception("ECS call failed in Cockpit")
+            return CloudError("Cockpit.Internal", f"{type(e).__name__}: {e}")
         self._heard(None)
         return result, self._addresses(result.instance_ids)
 

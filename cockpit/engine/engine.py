@@ -313,7 +313,6 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
             try:
                 self._tick()
                 self.last_error = None
-                self.backend_health.ok("store", self.store_name)
                 return True
             except LeaseLost:
                 self._lost()
@@ -327,6 +326,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         assert self.clock is not None
         real = self.real_clock()
         row = ClockRow.get_by_id(1)
+        self.backend_health.ok("store", self.store_name)  # it answered: written with this tick
         if row.speed != self.clock.speed or row.paused != self.clock.paused:
             self.clock.rebase(real, speed=row.speed, paused=row.paused)
         if get_meta("platform_version") != self._version:

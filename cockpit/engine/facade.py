@@ -254,7 +254,8 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             for r in LiveRow.select()
         ]
         last = self.events(limit=1)
-        down = tuple(b for b in self.backends() if not b.ok)
+        # with no engine the header says so; what none is checking is for :backends to show
+        down = tuple(b for b in self.backends() if not b.ok) if engine.mode != "none" else ()
         return Snapshot(clock, engine, _ordered(rows), self._trends(clock.t), last[0] if last else None, down)
 
     def _trends(self, now: float) -> dict[str, Trend]:
@@ -323,7 +324,12 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         from cockpit.store.models import RegistryHealthRow
 
         engine = self.engine
-        states = engine.backend_health.states() if engine is not None and engine.active else health.stored()
+        if engine is not None and engine.active:
+            states = engine.backend_health.states()
+        elif current_holder() is not None:
+            states = health.stored()
+        else:  # no engine checks them now: what the last one saw is not said as the present
+            states = [health.unchecked(b) for b in health.stored()]
         try:
             for r in RegistryHealthRow.select():
                 states.append(health.BackendState("registry", r.registry, r.ok, r.checked_real if r.ok else None,
@@ -331,7 +337,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         except pw.PeeweeException:
             if not states:
                 raise
-        return sorted(states, key=lambda s: (s.ok, health.KINDS.index(s.kind), s.name))
+        return sorted(states, key=health.order)
 
     def events(self, after_id: int = 0, limit: int = 500) -> list[EventView]:
         q = EventRow.select().where(EventRow.id > after_id).order_by(EventRow.id.desc()).limit(limit)

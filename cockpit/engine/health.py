@@ -104,8 +104,7 @@ class Health:
 
     def states(self) -> list[BackendState]:
         with self._lock:
-            return sorted(self._states.values(), key=lambda s: (s.ok, KINDS.index(s.kind) if s.kind in KINDS
-                                                                else len(KINDS), s.name))
+            return sorted(self._states.values(), key=order)
 
     def take_changed(self) -> list[BackendState]:
         """What changed since the last take: to write (give it back with `unflushed` if that fails)."""
@@ -128,6 +127,17 @@ def write(states: list[BackendState]) -> None:
                   "checked_real": s.checked_real}
         BackendRow.insert(kind=s.kind, name=s.name, **values).on_conflict(
             conflict_target=[BackendRow.kind, BackendRow.name], update=values).execute()
+
+
+def order(s: BackendState) -> tuple:
+    """Failing first, then by kind (a kind a newer engine wrote last), then name."""
+    return (s.ok, KINDS.index(s.kind) if s.kind in KINDS else len(KINDS), s.name)
+
+
+def unchecked(b: BackendState) -> BackendState:
+    """A stored state no engine is checking any more: not answering as far as anyone knows now."""
+    was = "answering" if b.ok else f"not answering ({b.error})"
+    return replace(b, ok=False, since_real=None, error=f"not checked: no engine is active; it was {was}")
 
 
 def stored() -> list[BackendState]:
