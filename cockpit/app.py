@@ -379,9 +379,23 @@ class CockpitApp(App):
         self.notify(f"not done: {title}: {why} (ctrl+p, Retry, to ask again)", severity="error")
 
     def retry(self, item: NotDone) -> None:
-        """Ask again an action that did not take (with its confirmation, as the first time)."""
+        """Ask again an action that did not take (with its confirmation, as the first time) —
+        unless the audit log shows it was done after all (a commit whose answer was lost)."""
         self.not_done = [x for x in self.not_done if x is not item]
-        self.perform(item.action_id, item.summary, item.do)
+
+        async def check() -> None:
+            try:
+                done = await asyncio.to_thread(self.cockpit.done_since, item.action_id, item.t - 1.0)
+            except Exception as e:  # noqa: BLE001 - the store still away: keep it, say so
+                self._did_not_take(item.action_id, item.summary, item.do, _one_line(e))
+                return
+            if done is not None:
+                self.notify(f"{ACTIONS[item.action_id].title} was done after all (audit entry {done}): "
+                            "not asked again", severity="warning")
+                return
+            self.perform(item.action_id, item.summary, item.do)
+
+        self.run_worker(check(), group="action", exit_on_error=False)
 
     def toggle_pause(self) -> None:
         paused = not (self.last_snapshot.clock.paused if self.last_snapshot else False)

@@ -131,4 +131,13 @@ async def test_an_action_that_did_not_take_while_the_store_was_away_is_kept_and_
                 return False
 
         await until(pilot, lambda: not app.not_done and paused(), timeout=30)
+        # an action kept as not done whose audit entry shows it took after all is not asked again
+        from cockpit.app import NotDone
+
+        calls = []
+        item = NotDone("sim.pause", "pause", lambda: calls.append(1), "lost answer", time.time() - 30)
+        app.not_done = [item]
+        app.retry(item)
+        await until(pilot, lambda: any("was done after all" in n for n in notices(app)))
+        assert calls == [] and not app.not_done
     s.close()

@@ -350,6 +350,12 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
                           e.host, e.db_user)
                 for e in journal.find(user=f.user, action=f.action, outcome=f.outcome, after_id=after_id, limit=limit)]
 
+    def done_since(self, action_id: str, since_real: float) -> int | None:
+        """The audit entry of this action done by this user since then, if any (an action whose
+        commit's answer was lost took after all)."""
+        found = journal.find(user=self.cfg.user, action=action_id, outcome="done", since_real=since_real, limit=1)
+        return found[0].id if found else None
+
     def audit_choices(self) -> dict[str, list[str]]:
         """The users, actions and outcomes the audit log holds: the filter form's choices."""
         return {c: journal.distinct(c) for c in ("user", "action", "outcome")}
