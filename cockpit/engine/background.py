@@ -22,8 +22,9 @@ class Background(ABC):
         if self._thread is None:
             self._before_start()
             self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name=self.THREAD, daemon=True)
-            self._thread.start()
+            t = threading.Thread(target=self._loop, name=self.THREAD, daemon=True)
+            t.start()
+            self._thread = t  # only once started: a stop() from another thread joins a running thread
 
     def stop(self) -> None:
         self._stop.set()
