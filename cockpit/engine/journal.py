@@ -17,6 +17,7 @@ from functools import lru_cache
 import peewee as pw
 
 from cockpit.core.audit_chain import GENESIS, Entry, Walk, entry_hash, walk
+from cockpit.store.db import is_postgres
 from cockpit.store.models import AuditRow, EcsOrderRow, EventRow, TaskRow
 
 AUDIT_HEAD = "audit_head"  # the meta row appenders lock on PostgreSQL
@@ -57,7 +58,7 @@ def audit(
         "outcome": outcome,
     }
     with db.atomic():
-        postgres = isinstance(_real(db), pw.PostgresqlDatabase)
+        postgres = is_postgres(db)
         if postgres:
             _lock_chain(db)
             fields["db_user"] = session_user(db)  # the trigger refuses any other name
@@ -119,10 +120,6 @@ def flow_queued(task: TaskRow, platform_t: float, tasks: Sequence[int], orders: 
 
 
 # --- reading the chain -------------------------------------------------------------------------
-
-
-def _real(db: pw.Database) -> pw.Database:
-    return db.obj if isinstance(db, pw.DatabaseProxy) else db
 
 
 def entries(after_id: int = 0, batch: int = VERIFY_BATCH) -> Iterator[Entry]:

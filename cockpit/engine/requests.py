@@ -31,8 +31,7 @@ from cockpit.engine import journal
 from cockpit.engine.actions import Outcome
 from cockpit.engine.lease import LeaseLost
 from cockpit.engine.request_args import problem
-from cockpit.store.db import db_now, describe
-from cockpit.store.guards import is_postgres
+from cockpit.store.db import db_now, describe, is_postgres
 from cockpit.store.models import RequestRow
 
 if TYPE_CHECKING:

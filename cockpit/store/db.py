@@ -247,6 +247,10 @@ def is_sqlite(db: pw.Database) -> bool:
     return isinstance(_real(db), pw.SqliteDatabase)
 
 
+def is_postgres(db: pw.Database) -> bool:
+    return isinstance(_real(db), pw.PostgresqlDatabase)
+
+
 def now_sql(db: pw.Database) -> pw.SQL:
     """The database's clock, as epoch seconds: one clock for every process and host on the store."""
     db = _real(db)
@@ -499,7 +503,7 @@ def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:
         values = [tuple(row[n] for n in names) + tail for row in rows]
     with db.atomic():
         db.cursor().executemany(sql, values)
-    if "id" in names and isinstance(_real(db), pw.PostgresqlDatabase):
+    if "id" in names and is_postgres(db):
         sync_sequence(model)
 
 

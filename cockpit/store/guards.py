@@ -19,6 +19,7 @@ import re
 
 import peewee as pw
 
+from cockpit.store.db import is_postgres
 from cockpit.store.errors import StoreError
 
 ENGINE_GROUP = "cockpit_engine"
@@ -82,11 +83,6 @@ DROP TRIGGER IF EXISTS request_own ON action_request;
 CREATE TRIGGER request_own BEFORE INSERT ON action_request
   FOR EACH ROW EXECUTE FUNCTION cockpit_request_own();
 """
-
-
-def is_postgres(db: pw.Database) -> bool:
-    real = db.obj if isinstance(db, pw.DatabaseProxy) else db
-    return isinstance(real, pw.PostgresqlDatabase)
 
 
 def install_triggers(db: pw.Database) -> None:
