@@ -91,9 +91,31 @@ FILTER = "tc-h"
 # --- the screen, as the terminal shows it ---------------------------------------------------
 
 
+# The pty is read by a process of its own that only stamps what arrives and passes it on. Read
+# by the emulator's thread, every chunk would wait for the chunks before it to be emulated (pure
+# Python, about 1 ms per KB: 20 ms for a view's first frame), and so would Cockpit's writes (a
+# pty holds 4 KB): the bench's own work would be counted as Cockpit's.
+TAP = r"""
+import os, struct, sys, time
+fd = int(sys.argv[1])
+while True:
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:  # EIO: the other side of the pty is closed
+        break
+    if not chunk:
+        break
+    data = struct.pack("<qI", time.monotonic_ns(), len(chunk)) + chunk
+    while data:
+        data = data[os.write(1, data):]
+"""
+HEAD = struct.Struct("<qI")
+
+
 class Terminal:
-    """Cockpit in a pty, its output fed to a terminal emulator by a reader thread. A probe is a
-    predicate on the screen: `wait` returns when a read made it true, with that read's time."""
+    """Cockpit in a pty, its output fed to a terminal emulator by a reader thread as the tap
+    passes it on. A probe is a predicate on the screen: `wait` returns when a chunk made it true,
+    with the time that chunk reached the terminal (times are time.monotonic())."""
 
     def __init__(self, world: Path, home: str):
         master, slave = pty.openpty()
@@ -104,35 +126,36 @@ class Terminal:
         self._probe: Callable[[pyte.Screen], bool] | None = None
         self._hit: float | None = None
         self._closed = False
-        self.t0 = time.perf_counter()
+        self.master = master
+        # Started first, and reading before Cockpit starts: its own start-up is not in the figures.
+        self._tap = subprocess.Popen([sys.executable, "-S", "-c", TAP, str(master)], pass_fds=(master,),
+                                     stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        fcntl.fcntl(self._tap.stdout.fileno(), fcntl.F_SETPIPE_SZ, 1 << 20)  # frames of slack
+        os.write(slave, b"tap\r\n")  # echoed back once the tap reads
+        head = self._tap.stdout.read(HEAD.size)
+        self._tap.stdout.read(HEAD.unpack(head)[1])
+        self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [str(COCKPIT), "--world", str(world), "--speed", str(SPEED)],
             stdin=slave, stdout=slave, stderr=slave,
             env=_env(home), start_new_session=True, close_fds=True,
         )
         os.close(slave)
-        self.master = master
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
+        pipe = self._tap.stdout
         while True:
-            r, _, _ = select.select([self.master], [], [], 0.05)
-            if not r:
-                if self.proc.poll() is not None:
-                    break
-                continue
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
+            head = pipe.read(HEAD.size)
+            if len(head) < HEAD.size:
                 break
-            at = time.perf_counter()  # the time the bytes reached the terminal, before emulating them
-            if not chunk:
-                break
+            at_ns, n = HEAD.unpack(head)
+            chunk = pipe.read(n)
             with self._lock:
                 self._stream.feed(chunk)
                 if self._probe is not None and self._hit is None and self._probe(self.screen):
-                    self._hit = at
+                    self._hit = at_ns / 1e9
                     self._lock.notify_all()
         with self._lock:
             self._closed = True
@@ -141,18 +164,18 @@ class Terminal:
     def wait(self, probe: Callable[[pyte.Screen], bool], timeout: float, keys: bytes = b"") -> float | None:
         """Write `keys` (if any), then wait until the screen satisfies `probe`: the seconds from
         the write to the read that did it, or None after `timeout`. Without keys: the moment
-        (perf_counter) of that read, or of now when the screen shows it already."""
+        (time.monotonic()) that chunk reached the terminal, or of now when the screen shows it already."""
         with self._lock:
             self._probe, self._hit = probe, None
-            start = time.perf_counter()
+            start = time.monotonic()
             if keys:
                 os.write(self.master, keys)
             elif probe(self.screen):
                 self._probe = None
                 return start
             end = start + timeout
-            while self._hit is None and not self._closed and time.perf_counter() < end:
-                self._lock.wait(end - time.perf_counter())
+            while self._hit is None and not self._closed and time.monotonic() < end:
+                self._lock.wait(end - time.monotonic())
             hit, self._probe = self._hit, None
         if hit is None:
             return None
@@ -169,6 +192,11 @@ class Terminal:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        try:
+            self._tap.wait(timeout=5)  # its read of the pty fails once Cockpit has closed it
+        except subprocess.TimeoutExpired:
+            self._tap.kill()
+            self._tap.wait()
         self._reader.join(timeout=2)
         os.close(self.master)
         return self.proc.returncode

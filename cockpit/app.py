@@ -98,7 +98,9 @@ class ViewCommands(Provider):
 
 class CockpitApp(App):
     TITLE = "Cockpit"
-    CSS_PATH = ["widgets/widgets.tcss"]
+    # The dashboard's own too: Textual reads a screen's styles when it is pushed, never for the
+    # default screen, whose styles were otherwise missing until the first view was opened.
+    CSS_PATH = ["widgets/widgets.tcss", "screens/dashboard.tcss"]
     BINDINGS = [
         # Priority: they act before the keys typed after them are handed on (`:plan⏎` typed in one
         # burst over a slow link reaches the prompt); check_action keeps them out of dialogs and
@@ -164,11 +166,23 @@ class CockpitApp(App):
 
     def _prefetch(self) -> None:
         """Once started, read what the views that hold thousands of rows show (the hosts), in a
-        thread: the first `:hosts` then shows them at once."""
+        thread: the first `:hosts` then shows them at once. And ready every screen's code and
+        styles (warm_up.py), so no view is slower to open the first time."""
         from cockpit.screens.hosts import prefetch
 
         self.run_worker(partial(prefetch, self.cockpit), thread=True, group="prefetch", exit_on_error=False,
                         description="read the hosts ahead")
+        self.run_worker(self._warm_up, thread=True, group="warm-up", exit_on_error=False,
+                        description="ready every screen")
+
+    def _warm_up(self) -> None:
+        from cockpit.screens import warm_up
+
+        classes = warm_up.import_screens()
+        try:
+            self.call_from_thread(warm_up.load_styles, self, classes)
+        except RuntimeError:  # the app is closing
+            return
 
     def _hangup(self) -> None:
         """The SSH connection dropped (SIGHUP) or we were told to stop: leave cleanly, and if

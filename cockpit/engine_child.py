@@ -6,6 +6,8 @@ and the TUI only watches it, as any second Cockpit would (the lease decides who 
 The child is `cockpit engine` with the same config, store, world and speed; it dies with the TUI
 (PR_SET_PDEATHSIG, so a TUI killed outright still takes it along, and it hands the lease back on
 the SIGTERM), and its log goes to a file beside the store, never to the TUI's terminal.
+It runs a little below the TUI's priority (NICE): on a machine whose cores are busy, the keys
+the SRE types come before the engine's next tick, which can wait a few milliseconds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from cockpit.domain import World
 DB_ENV = "COCKPIT_ENGINE_DB"  # the store the child engine opens (never on its command line: ps shows that)
 APART_HOSTS = 5000  # `engine: auto` runs the engine apart for a world bigger than this
 STOP_S = 10.0
+NICE = 5  # a quarter of a contended core for the engine at worst (CFS weights): its lease renews with ease
 
 
 def runs_apart(cfg: Config, world: World) -> bool:
@@ -65,6 +68,7 @@ def _die_with(parent: int):
         _LIBC.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         if os.getppid() != parent:  # the TUI died before the line above ran (adopted by init or a subreaper)
             os._exit(0)
+        os.nice(NICE)
 
     return arm
 

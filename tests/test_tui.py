@@ -339,3 +339,24 @@ def test_a_read_only_engine_is_refused(demo_db, capsys):
 
     assert main(["--readonly", "engine", "--db", demo_db]) == 2
     assert "never runs the engine" in capsys.readouterr().err
+
+
+async def test_every_view_is_ready_before_it_is_first_opened(demo_db):
+    """A view opened for the first time costs no more than opened again: its code and styles
+    were readied while the user read the dashboard, whose own styles are there from the first
+    frame (Textual reads a screen's styles on its push, never the first screen's)."""
+    from cockpit.screens import warm_up
+    from cockpit.screens.plan import PlanScreen
+
+    s, app = open_app(demo_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: table_keys(app))
+        assert app.screen.query_one("#totals").styles.padding.left == 1
+        files = {str(p) for cls in warm_up.import_screens() for p in warm_up.style_files(cls)}
+        assert len(files) >= 15
+        await until(pilot, lambda: all(app.stylesheet.has_source(f) for f in files))
+        sources = dict(app.stylesheet.source)
+        await pilot.press("colon", *"plan", "enter")
+        await until(pilot, lambda: isinstance(app.screen, PlanScreen) and app.focused is not None)
+        assert not [k for k in app.stylesheet.source if k[0].endswith(".tcss") and k not in sources]
+    s.close()
