@@ -5,11 +5,14 @@ Keys are timed as Pilot lets each one through the app (its handlers run and the 
 again): the median must be under 200 ms, and none may come near the hung backend's own wait (a
 UI that waited on it would take 3 s for the cloud, 8 s for the store) — under 1 s. The median,
 not each key: this 2-core machine runs the suite's tests side by side. Real things throughout: a PostgreSQL store whose clock table another session holds locked, the cloud API's
-port taken by a server that accepts and never answers, then `cockpit serve cloud` on that port."""
+port taken by a server that accepts and never answers, then `cockpit serve cloud` on that port;
+a hung etcd, then a real one; a hung registry, then docker-registry; a lab host's real dockerd
+stopped with SIGSTOP (its socket takes connections, nothing answers), then continued."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +25,7 @@ from cockpit.app import create_app
 from cockpit.session import open_session
 from cockpit.store.models import ClockRow, EcsOrderRow
 from tests.conftest import make_cfg
+from tests.lab import needs_root
 from tests.screen_text import screen_text
 
 pytestmark = pytest.mark.integration
@@ -273,3 +277,37 @@ def test_a_container_engine_that_hangs_is_said_within_its_timeout_and_its_host_m
         assert "check dockerd on it" in said
     finally:
         hung.close()
+
+
+@needs_root
+async def test_a_container_engine_that_hangs_is_said_its_host_marked_and_both_come_back_with_it():
+    """A host's dockerd stopped (SIGSTOP: its socket still takes connections, nothing answers)
+    on the lab's real engines: the UI keeps answering, the header and `:backends` name it, its
+    host goes down; continued, it answers again and its host is back, with no one's help."""
+    from cockpit import config
+    from cockpit.store.models import HostRow
+    from tests.lab import lab_up, short_dir
+
+    with short_dir() as d:
+        st = lab_up(d, hosts=2)
+        dockerd = st.of("dockerd")[0]
+        host = dockerd.name
+        cfg = config.load(str(d / "cockpit.yaml"))
+        cfg.autoscale = False
+        s = open_session(cfg)
+        try:
+            app = create_app(s.cockpit, cfg, s.make_engine)
+            async with app.run_test(size=SIZE) as pilot:
+                await until(pilot, lambda: "engine ● active" in flat(app), timeout=60)
+                os.kill(dockerd.pid, signal.SIGSTOP)
+                try:
+                    await said_while_hung(pilot, f"engine {host} down", f"container engine {host}: not answering",
+                                          "a container engine hanging", timeout=60)
+                    await until(pilot, lambda: not HostRow.get(HostRow.name == host).alive, timeout=60)
+                finally:
+                    os.kill(dockerd.pid, signal.SIGCONT)
+                await until(pilot, lambda: f"container engine {host}: answering" in flat(app), timeout=60)
+                await until(pilot, lambda: HostRow.get(HostRow.name == host).alive, timeout=60)
+                await until(pilot, lambda: "down" not in screen_text(app).splitlines()[0], timeout=30)
+        finally:
+            s.close()
