@@ -1,9 +1,11 @@
 """The store going away for a while and coming back: a PostgreSQL restarted under a running
-engine. The engine says what is wrong while it is away and carries on by itself when it is back;
-what an SRE asks meanwhile fails in words and can be asked again."""
+engine, a SQLite file another process holds locked, a full disk. The engine says what is wrong
+while it is away and carries on by itself when it is back; what an SRE asks meanwhile fails in
+words and can be asked again."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -141,3 +143,108 @@ async def test_an_action_that_did_not_take_while_the_store_was_away_is_kept_and_
         await until(pilot, lambda: any("was done after all" in n for n in notices(app)))
         assert calls == [] and not app.not_done
     s.close()
+
+
+# Another process holding the SQLite store's write lock (a backup tool, a hand-run sqlite3 shell):
+# it says "locked" once it holds it, and lets go after the seconds given.
+HOLD_LOCK = """
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.execute("ROLLBACK")
+"""
+
+
+async def test_a_sqlite_store_locked_by_another_process_keeps_the_action_that_did_not_take(tmp_path):
+    """The store's file locked for longer than a writer waits: the UI goes on answering keys, the
+    action the SRE took fails in words and is kept; once the lock is let go, Retry does it and the
+    engine carries on by itself."""
+    from cockpit.app import create_app
+    from cockpit.config import Config
+    from cockpit.session import open_session
+    from cockpit.store.db import BUSY_TIMEOUT_MS
+    from tests.screen_text import notices, screen_text
+    from tests.test_hung_backends import assert_answered, key_times
+
+    path = tmp_path / "small.db"
+    cfg = Config(db=str(path), world=str(SMALL), tick_s=0.2, autoscale=False)
+    s = open_session(cfg)
+    app = create_app(s.cockpit, cfg, s.make_engine)
+
+    async def until(pilot, predicate, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            assert time.monotonic() < deadline, f"timed out; screen:\n{screen_text(app)}"
+            await pilot.pause(0.05)
+
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await until(pilot, lambda: "engine ● active" in screen_text(app))
+            hold_s = BUSY_TIMEOUT_MS / 1000 + 4
+            locker = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(path), str(hold_s)],
+                                      stdout=subprocess.PIPE, text=True)
+            try:
+                assert locker.stdout.readline().strip() == "locked"
+                await pilot.press("space")  # pause the platform clock: a write, which waits on the lock
+                assert_answered(await key_times(pilot, ["j", "k", "j", ":", *"hosts", "enter", "j", "escape"]),
+                                "the store's file locked")
+                await until(pilot, lambda: app.not_done, timeout=BUSY_TIMEOUT_MS / 1000 + 10)
+                said = [n for n in notices(app) if n.startswith("not done: Pause or resume the platform clock:")]
+                assert said and "locked" in said[0], notices(app)
+            finally:
+                locker.wait(timeout=hold_s + 10)
+            assert not ClockRow.get_by_id(1).paused
+            await pilot.press("ctrl+p")
+            await pilot.press(*"Retry")
+            await pilot.press("enter")
+            await until(pilot, lambda: not app.not_done and ClockRow.get_by_id(1).paused, timeout=30)
+            assert "engine ● active" in screen_text(app)
+    finally:
+        s.close()
+
+
+FULL_DISK = """
+set -u
+mount -t tmpfs -o size=8m tmpfs "$DISK"
+cp "$SEED" "$DISK/small.db"
+run() { "$PY" -m cockpit scale-in --service user --count 1 --db "$DISK/small.db" --world "$WORLD" --yes; echo "rc=$?"; }
+run
+dd if=/dev/zero of="$DISK/fill" bs=64k 2>/dev/null
+run
+rm "$DISK/fill"
+run
+cp "$DISK"/small.db* "$OUT/"
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs in a private mount namespace: root only")
+def test_a_full_disk_fails_an_action_in_one_line_and_the_store_takes_it_once_there_is_room(tmp_path):
+    """The store's disk full (a real one: a small tmpfs, in a mount namespace of the test's own):
+    the action fails in one line, exit 2, and leaves nothing half-written; with room again the
+    same action is taken, and the store is whole."""
+    from cockpit import world
+    from cockpit.engine.seed import ensure_seeded
+
+    seed, disk, out = tmp_path / "seed.db", tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    db = open_store(str(seed))
+    ensure_seeded(db, world.load(SMALL))
+    db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    db.close()
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "DISK": str(disk),
+           "SEED": str(seed), "OUT": str(out), "PY": sys.executable, "WORLD": str(SMALL)}
+    r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", FULL_DISK],
+                       capture_output=True, text=True, env=env, timeout=120)
+    codes = [line for line in r.stdout.splitlines() if line.startswith("rc=")]
+    assert codes == ["rc=0", "rc=2", "rc=0"], (r.stdout, r.stderr)
+    said = [line for line in r.stderr.splitlines() if line.startswith("cockpit:")]
+    assert len(said) == 1 and said[0].startswith("cockpit: store ") and ": the disk is full (" in said[0], r.stderr
+    db = open_store(str(out / "small.db"))
+    try:
+        assert db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert TaskRow.select().where(TaskRow.kind == "scale_in").count() == 2  # the one that failed never landed
+    finally:
+        db.close()

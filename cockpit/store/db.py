@@ -155,8 +155,8 @@ class _Sqlite(pw.SqliteDatabase):
             return super().execute_sql(sql, params)
         except pw.DatabaseError as e:
             text = str(e)
-            if "malformed" in text or "not a database" in text or "disk is full" in text:
-                raise StoreFault(f"store {self.database}: {describe(e)}") from e
+            if "malformed" in text or "not a database" in text or "disk is full" in text or "disk I/O" in text:
+                raise StoreFault(f"store {self.database}: {describe(e, self.database)}") from e
             raise
 
 
@@ -268,18 +268,48 @@ def db_now(db: pw.Database) -> float:
 _ROLLBACK_NOISE = ("cannot rollback", "no such savepoint", "no transaction is active")
 
 
-def describe(e: BaseException) -> str:
+FULL_BELOW = 1 << 20  # free bytes under which an I/O error on the store's disk is read as that disk full
+
+
+def describe(e: BaseException, path: str | None = None) -> str:
     """What a database error means for the user. SQLite rolls a transaction back by itself on a
-    full disk; the ROLLBACK that follows then fails and hides the real cause: find it."""
+    full disk; the ROLLBACK that follows then fails and hides the real cause: find it. A full disk
+    often shows as an I/O error instead (growing the WAL's shared memory file fails first): with
+    the store's `path`, its disk's free space tells which."""
     seen = e
     while seen is not None and any(n in str(seen) for n in _ROLLBACK_NOISE) and seen.__context__ is not None:
         seen = seen.__context__
     text = " ".join(str(seen).split()) or type(seen).__name__  # drivers' messages run over several lines
-    if "disk is full" in text:
-        return "the disk is full (database or disk is full)"
+    if "disk is full" in text or "disk I/O" in text:
+        free = _free_bytes(path) if path else None
+        left = f", {free:,} bytes free there" if free is not None else ""
+        if "disk is full" in text or (free is not None and free < FULL_BELOW):
+            return f"the disk is full ({text}{left})"
+        return f"the disk failed a read or write ({text}, {_sqlite_name(seen) or 'I/O error'}{left}): check that disk"
     if "malformed" in text or "not a database" in text:
         return f"the store is damaged ({text}): {WAY_OUT}"
     return text
+
+
+def _sqlite_name(e: BaseException | None) -> str | None:
+    """SQLite's own name for the error (SQLITE_IOERR_SHMSIZE), from the driver's exception."""
+    while e is not None:
+        name = getattr(e, "sqlite_errorname", None)
+        if name:
+            return name
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def _free_bytes(path: str) -> int | None:
+    """Free bytes on the filesystem holding the SQLite file `path` (None for a URL or no answer)."""
+    if "://" in path or path == ":memory:":
+        return None
+    try:
+        st = os.statvfs(Path(path).expanduser().resolve().parent)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 @contextmanager
@@ -289,11 +319,16 @@ def all_or_nothing(db: pw.Database, what: str) -> Iterator[None]:
         with db.atomic():
             yield
     except StoreFault as e:
-        raise StoreError(f"{what}: {describe(e.__cause__ or e)}; nothing was written") from None
+        raise StoreError(f"{what}: {describe(e.__cause__ or e, _file_of(db))}; nothing was written") from None
     except StoreError:
         raise
     except (pw.PeeweeException, sqlite3.Error) as e:
-        raise StoreError(f"{what}: {describe(e)}; nothing was written") from None
+        raise StoreError(f"{what}: {describe(e, _file_of(db))}; nothing was written") from None
+
+
+def _file_of(db: pw.Database) -> str | None:
+    real = _real(db)
+    return real.database if isinstance(real, pw.SqliteDatabase) else None
 
 
 # --- opening, checking, upgrading --------------------------------------------------------------
@@ -388,7 +423,7 @@ def open_store(url: str, *, reset: bool = False) -> pw.Database:
         raise
     except (pw.PeeweeException, sqlite3.Error) as e:
         db.close()
-        raise StoreError(f"store {where}: {describe(e)}") from None
+        raise StoreError(f"store {where}: {describe(e, url)}") from None
     return db
 
 
@@ -432,7 +467,7 @@ def upgrade_store(url: str) -> tuple[int, int, str | None]:
     except StoreError:
         raise
     except (pw.PeeweeException, sqlite3.Error, OSError) as e:
-        raise StoreError(f"store {where}: {describe(e)}") from None
+        raise StoreError(f"store {where}: {describe(e, url)}") from None
     finally:
         db.close()
 
