@@ -57,7 +57,6 @@ import math
 import os
 import pty
 import re
-import select
 import signal
 import struct
 import subprocess

@@ -18,7 +18,7 @@ from cockpit.lab.down import down, lab_mounts
 from cockpit.lab.state import State
 from cockpit.lab.up import up
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the lab makes network namespaces and mounts: root only")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces and mounts: root only")
 
 
 def lab_up(d: Path, hosts: int = 2, idcs: int = 1) -> State:

@@ -19,6 +19,7 @@ from cockpit.store.db import open_store
 from cockpit.store.models import ClockRow, TaskRow
 from tests import pg
 from tests.conftest import SMALL
+from tests.lab import needs_root
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +49,6 @@ def _cli(url: str, env: dict, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_postgresql_restart_under_a_running_engine_is_got_over_by_itself(cluster, tmp_path):
-    import os
-
     url = cluster.url(cluster.new_db())
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "PYTHONUNBUFFERED": "1"}
     engine = subprocess.Popen([sys.executable, "-m", "cockpit", "engine", "--db", url, "--world", str(SMALL)],
@@ -78,8 +77,6 @@ def test_a_postgresql_restart_under_a_running_engine_is_got_over_by_itself(clust
 
 
 def test_an_action_while_the_store_is_away_fails_in_words_and_can_be_asked_again(cluster, tmp_path):
-    import os
-
     url = cluster.url(cluster.new_db())
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
     assert _cli(url, env, "scale-in", "--service", "user", "--count", "1").returncode == 0
@@ -102,17 +99,12 @@ async def test_an_action_that_did_not_take_while_the_store_was_away_is_kept_and_
     from cockpit.config import Config
     from cockpit.session import open_session
     from tests.screen_text import notices, screen_text
+    from tests.test_hung_backends import until
 
     url = cluster.url(cluster.new_db())
     cfg = Config(db=url, world=str(SMALL), tick_s=0.2, autoscale=False)
     s = open_session(cfg)
     app = create_app(s.cockpit, cfg, s.make_engine)
-
-    async def until(pilot, predicate, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; screen:\n{screen_text(app)}"
-            await pilot.pause(0.05)
 
     async with app.run_test(size=(100, 30)) as pilot:
         await until(pilot, lambda: "engine ● active" in screen_text(app))
@@ -166,18 +158,12 @@ async def test_a_sqlite_store_locked_by_another_process_keeps_the_action_that_di
     from cockpit.session import open_session
     from cockpit.store.db import BUSY_TIMEOUT_MS
     from tests.screen_text import notices, screen_text
-    from tests.test_hung_backends import assert_answered, key_times
+    from tests.test_hung_backends import assert_answered, key_times, until
 
     path = tmp_path / "small.db"
     cfg = Config(db=str(path), world=str(SMALL), tick_s=0.2, autoscale=False)
     s = open_session(cfg)
     app = create_app(s.cockpit, cfg, s.make_engine)
-
-    async def until(pilot, predicate, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out; screen:\n{screen_text(app)}"
-            await pilot.pause(0.05)
 
     try:
         async with app.run_test(size=(100, 30)) as pilot:
@@ -219,7 +205,7 @@ cp "$DISK"/small.db* "$OUT/"
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs in a private mount namespace: root only")
+@needs_root  # mounts a small tmpfs in a private mount namespace
 def test_a_full_disk_fails_an_action_in_one_line_and_the_store_takes_it_once_there_is_room(tmp_path):
     """The store's disk full (a real one: a small tmpfs, in a mount namespace of the test's own):
     the action fails in one line, exit 2, and leaves nothing half-written; with room again the
