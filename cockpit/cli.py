@@ -65,41 +65,15 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="validate a world file: a summary, or one line per problem (exit 2)")
     c.add_argument("world_file", type=arg.path, metavar="WORLD")
 
-    h = sub.add_parser("hosts", help="list every host with its capacity, allocation and state")
-    _common(h, suppress=True)
-    _with_json(h)
+    _listing(sub, "hosts", "list every host with its capacity, allocation and state")
 
     _plan_parser(sub)
     _ecs_parser(sub)
 
-    po = sub.add_parser("pools", help="pools per IDC: hosts alive and in all, containers, hosts initialising")
-    _common(po, suppress=True)
-    _with_json(po)
-
-    mv = sub.add_parser("move", help="move hosts between pools (their containers are re-placed first)")
-    _common(mv, suppress=True)
-    mv.add_argument("--to", required=True, type=arg.name, metavar="POOL", dest="to_pool")
-    mv.add_argument("--from", type=arg.name, metavar="POOL", dest="from_pool")
-    mv.add_argument("--idc", type=arg.name, metavar="IDC")
-    mv.add_argument("--count", type=arg.count, metavar="N")
-    mv.add_argument("--host", action="append", type=arg.name, default=[], metavar="NAME",
-                    help="a host to move (repeatable)")
-    mv.add_argument("--yes", action="store_true", help="do not ask")
-
-    si = sub.add_parser("scale-in", help="stop N containers of a service, where it is most crowded first")
-    _common(si, suppress=True)
-    si.add_argument("--service", required=True, type=arg.name, metavar="NAME")
-    si.add_argument("--count", required=True, type=arg.scale_in_count, metavar="N")
-    si.add_argument("--idc", type=arg.name, metavar="IDC", help="in this IDC only")
-    si.add_argument("--yes", action="store_true", help="do not ask")
-
-    bk = sub.add_parser("backends", help="how each backend (store, cloud, engines, discovery, registries) last answered")
-    _common(bk, suppress=True)
-    _with_json(bk)
-
-    co = sub.add_parser("costs", help="cost per IDC, cluster and pool; prepaid hosts expiring")
-    _common(co, suppress=True)
-    _with_json(co)
+    _listing(sub, "pools", "pools per IDC: hosts alive and in all, containers, hosts initialising")
+    _move_parsers(sub)
+    _listing(sub, "backends", "how each backend (store, cloud, engines, discovery, registries) last answered")
+    _listing(sub, "costs", "cost per IDC, cluster and pool; prepaid hosts expiring")
 
     from cockpit import cli_headroom, cli_lab, cli_simulate
 
@@ -126,6 +100,38 @@ def parser() -> argparse.ArgumentParser:
 
     cli_web.add_parser(sub)
 
+    _store_parser(sub)
+    return p
+
+
+def _listing(sub, name: str, text: str) -> None:
+    """A command that lists something, as a table or (--json) one JSON object."""
+    p = sub.add_parser(name, help=text)
+    _common(p, suppress=True)
+    _with_json(p)
+
+
+def _move_parsers(sub) -> None:
+    """The actions that take containers away from where they run: a pool move and a scale-in."""
+    mv = sub.add_parser("move", help="move hosts between pools (their containers are re-placed first)")
+    _common(mv, suppress=True)
+    mv.add_argument("--to", required=True, type=arg.name, metavar="POOL", dest="to_pool")
+    mv.add_argument("--from", type=arg.name, metavar="POOL", dest="from_pool")
+    mv.add_argument("--idc", type=arg.name, metavar="IDC")
+    mv.add_argument("--count", type=arg.count, metavar="N")
+    mv.add_argument("--host", action="append", type=arg.name, default=[], metavar="NAME",
+                    help="a host to move (repeatable)")
+    mv.add_argument("--yes", action="store_true", help="do not ask")
+
+    si = sub.add_parser("scale-in", help="stop N containers of a service, where it is most crowded first")
+    _common(si, suppress=True)
+    si.add_argument("--service", required=True, type=arg.name, metavar="NAME")
+    si.add_argument("--count", required=True, type=arg.scale_in_count, metavar="N")
+    si.add_argument("--idc", type=arg.name, metavar="IDC", help="in this IDC only")
+    si.add_argument("--yes", action="store_true", help="do not ask")
+
+
+def _store_parser(sub) -> None:
     st = sub.add_parser("store", help="the store: check that it is whole, or upgrade its schema")
     _common(st, suppress=True)
     st_sub = st.add_subparsers(dest="store_command", metavar="ACTION", required=True, parser_class=arg.SubParser)
@@ -138,7 +144,6 @@ def parser() -> argparse.ArgumentParser:
                      help="a database role that runs engines (created if missing); repeat for several")
     sec.add_argument("--sre", action="append", default=[], type=arg.db_role, metavar="ROLE",
                      help="an SRE's database role, named as their OS user (created if missing); repeat for several")
-    return p
 
 
 def _plan_parser(sub) -> None:

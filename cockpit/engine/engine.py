@@ -108,27 +108,35 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
         self.discovery = discovery  # None: the simulated store, made when the engine starts
         self.ready_checks = ready_checks  # a new container counts once it answers (a real runtime)
         self.manager_ttl_s = manager_ttl_s
-        self.managers = None
-        self.flows = None
         self.front = front  # the front door (nginx) that follows discovery, if any
-        self.engine_watch = None  # real engines: pinged and sampled beside the tick
-        self.desk = None  # a RequestDesk: actions asked by Cockpits that may not write (engine/requests.py)
+        self.speed_override = speed
         self.backend_health = Health(real_clock)  # how each backend last answered (engine/health.py)
         self.store_name = str(getattr(db, "database", "") or "store")
         self._kinds = {sv.name: sv.kind for sv in world.services}
-        self._idc_of: dict[str, str] = {}  # host -> IDC, for RPC instances (filled when the state loads)
+        self._no_parts_yet()
+        self._not_running_yet()
+
+    def _no_parts_yet(self) -> None:
+        """The moving parts, made when the engine becomes active (and stopped when it stops)."""
+        self.managers = None
+        self.flows = None
+        self.engine_watch = None  # real engines: pinged and sampled beside the tick
+        self.desk = None  # a RequestDesk: actions asked by Cockpits that may not write (engine/requests.py)
         self.upstream_sync = None
         self.replicator: Replicator | None = None
-        self._sim_lock = threading.Lock()
-        self._sim_stop = threading.Event()  # set while the workers stop: simulated transfers end
-        self._sim_t = 0.0
-        self._sim_last = time.monotonic()
         self.webhook: WebhookServer | None = None
         self.drainer: EcsDrainer | None = None
         self.writer: StatusWriter | None = None
         self.init_runner: InitRunner | None = None
-        self.speed_override = speed
         self.runner: Runner | None = None
+
+    def _not_running_yet(self) -> None:
+        """Its own state: the platform as loaded, the clock, the tick's bookkeeping, its thread."""
+        self._idc_of: dict[str, str] = {}  # host -> IDC, for RPC instances (filled when the state loads)
+        self._sim_lock = threading.Lock()
+        self._sim_stop = threading.Event()  # set while the workers stop: simulated transfers end
+        self._sim_t = 0.0
+        self._sim_last = time.monotonic()
         self._force_next = False
         self.active = False
         self.last_error: str | None = None
