@@ -215,7 +215,7 @@ def _has(pattern: str) -> Callable[[pyte.Screen], bool]:
 
 def painted(s: pyte.Screen) -> bool:
     """The dashboard with data: the platform totals line."""
-    return any(re.match(r"Platform \d+/\d+ hosts", line) for line in _lines(s))
+    return any(re.match(r"\s*Platform \d+/\d+ hosts", line) for line in _lines(s))
 
 
 def _prompt_typed(typed: str) -> Callable[[pyte.Screen], bool]:
