@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
 CHARGE = {"payg": ("PostPaid", None), "monthly": ("PrePaid", 1), "yearly": ("PrePaid", 12)}
 NO_ANSWER = ("SDK.HttpError", "SDK.ServerUnreachable")  # the API did not answer: wait for it, never give up
+RESTART_S = 1.0  # after the store failed the drainer: look again this soon
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,22 @@ class EcsDrainer(Background):
     # --- running --------------------------------------------------------------------------
 
     def _loop(self) -> None:
-        try:
-            self.drain(until=self.ending)
-        except LeaseLost:
-            log.warning("ECS drainer stopped: the engine lease is gone")
-        except Exception:  # noqa: BLE001 - the drainer must not die silently in a thread
-            log.exception("ECS drainer stopped")
+        """Drain until stopped. A store that fails the drainer for a while (a file locked past
+        the busy timeout, a PostgreSQL restart) does not end it: it starts again once the store
+        answers, and the calls it had in flight are made again with their tokens (`_recover`)."""
+        while not self.ending():
+            try:
+                self.drain(until=self.ending)
+                return
+            except LeaseLost:
+                log.warning("ECS drainer stopped: the engine lease is gone")
+                return
+            except (pw.DatabaseError, pw.InterfaceError) as e:
+                log.warning("ECS drainer: the store failed it (%s: %s); starting again", type(e).__name__, e)
+                self._stop.wait(RESTART_S)
+            except Exception:  # noqa: BLE001 - the drainer must not die silently in a thread
+                log.exception("ECS drainer stopped")
+                return
 
     def drain(self, until: Callable[[], bool]) -> None:
         """Work the queue until `until()` holds (benchmarks and tests call this directly)."""
