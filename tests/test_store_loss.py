@@ -101,6 +101,33 @@ def test_every_worker_of_an_engine_that_kept_its_lease_through_a_restart_works_o
         engine.wait(15)
 
 
+def test_host_statuses_met_by_a_restart_are_written_once_the_store_is_back(cluster):
+    """The one writer of host statuses meets a PostgreSQL restart: what it was writing is kept
+    and written once the server answers, not dropped (a host would stay initialising for good
+    under an engine that kept its lease)."""
+    from cockpit import world
+    from cockpit.backends.base import InitEvent
+    from cockpit.engine.init import StatusWriter
+    from cockpit.engine.seed import ensure_seeded
+    from cockpit.store.models import HostRow
+
+    url = cluster.url(cluster.new_db())
+    db = open_store(url)
+    ensure_seeded(db, world.load(SMALL))
+    writer = StatusWriter(db)
+    try:
+        host = HostRow.select().order_by(HostRow.id).first().name
+        writer.put(InitEvent(host, "initialising", "ntp"))
+        writer.flush()  # the writer's connection is made, and then dropped by the restart
+        cluster.restart()
+        writer.put(InitEvent(host, "ready", "docker"))
+        writer.flush()
+        _wait(lambda: HostRow.get(HostRow.name == host).status == "ready", 10, "the status written")
+    finally:
+        writer.stop()
+        db.close()
+
+
 def test_an_action_while_the_store_is_away_fails_in_words_and_can_be_asked_again(cluster, tmp_path):
     url = cluster.url(cluster.new_db())
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}

@@ -26,6 +26,7 @@ from cockpit.store.models import HostRow
 
 log = logging.getLogger(__name__)
 _STOP = object()
+RETRY_S = 0.5  # a status write the store failed: tried again this soon
 
 
 class StatusWriter:
@@ -68,16 +69,31 @@ class StatusWriter:
             events = [e for e in batch if e is not _STOP]
             try:
                 if events:
-                    self._write(events)
-            except LeaseLost:
-                log.warning("status writer: %d events dropped: the engine lease is gone", len(events))
-            except pw.PeeweeException:
-                log.exception("status writer: %d events not written", len(events))
+                    self._write_when_it_can(events)
             finally:
                 for _ in batch:
                     self._q.task_done()
             if any(e is _STOP for e in batch):
                 return
+
+    def _write_when_it_can(self, events: list[InitEvent]) -> None:
+        """A store that fails the write (locked, restarted) keeps the events: they are written
+        once it answers, or a host would stay initialising for good. Only a lost lease or a stop
+        drops them (the next engine starts those hosts again)."""
+        while True:
+            try:
+                self._write(events)
+                return
+            except LeaseLost:
+                log.warning("status writer: %d events dropped: the engine lease is gone", len(events))
+                return
+            except pw.PeeweeException as e:
+                if self._stopped:
+                    log.warning("status writer: %d events dropped on stopping: %s", len(events), e)
+                    return
+                log.warning("status writer: %d events not written yet (%s: %s); trying again",
+                            len(events), type(e).__name__, e)
+                time.sleep(RETRY_S)
 
     def _write(self, events: list[InitEvent]) -> None:
         t = self.platform_now()
