@@ -124,6 +124,7 @@ class Terminal:
         self._lock = threading.Condition()
         self._probe: Callable[[pyte.Screen], bool] | None = None
         self._hit: float | None = None
+        self._since = 0.0  # a key's effect counts only in output stamped after the key was written
         self._closed = False
         self.master = master
         # Started first, and reading before Cockpit starts: its own start-up is not in the figures.
@@ -153,8 +154,9 @@ class Terminal:
             chunk = pipe.read(n)
             with self._lock:
                 self._stream.feed(chunk)
-                if self._probe is not None and self._hit is None and self._probe(self.screen):
-                    self._hit = at_ns / 1e9
+                at = at_ns / 1e9
+                if self._probe is not None and self._hit is None and at >= self._since and self._probe(self.screen):
+                    self._hit = at
                     self._lock.notify_all()
         with self._lock:
             self._closed = True
@@ -167,6 +169,7 @@ class Terminal:
         with self._lock:
             self._probe, self._hit = probe, None
             start = time.monotonic()
+            self._since = start if keys else 0.0
             if keys:
                 os.write(self.master, keys)
             elif probe(self.screen):

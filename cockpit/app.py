@@ -280,12 +280,21 @@ class CockpitApp(App):
             stale = f", stale {e.stale_s:.0f}s" if e.stale_s is not None else ""
             return f"watching · engine on {e.holder}{stale}", "bold red" if stale else "yellow"
         if e.stale_s is not None:
-            return f"engine stale {e.stale_s:.0f}s", "bold red"
+            why = self._own_store_error()
+            return f"engine stale {e.stale_s:.0f}s" + (f": store {why}" if why else ""), "bold red"
         if e.error:
             return "engine error", "bold red"
         if e.mode == "active":
             return "engine ● active", "green"
         return "engine starting", "dim"
+
+    def _own_store_error(self) -> str | None:
+        """Why this process's engine could not write the store (locked, full), if it knows."""
+        engine = self.cockpit.engine
+        if engine is None:
+            return None
+        failing = [b for b in engine.backend_health.states() if b.kind == "store" and not b.ok]
+        return failing[0].error if failing else None
 
     # --- navigation -----------------------------------------------------------------------
 
@@ -352,7 +361,7 @@ class CockpitApp(App):
             try:
                 await asyncio.to_thread(self.cockpit.record_refusal, action_id)
             except Exception as e:  # noqa: BLE001 - a store that cannot take it: say so, keep running
-                self.notify(f"the refusal could not be audited: {_one_line(e)}", severity="error")
+                self.notify(f"the refusal could not be audited: {_one_line(e, self.cockpit.db)}", severity="error")
 
         self.run_worker(record(), group="action", exit_on_error=False)
 
@@ -374,7 +383,7 @@ class CockpitApp(App):
             try:
                 outcome = await asyncio.to_thread(do)
             except Exception as e:  # noqa: BLE001 - a store that fails us: one line, and the app goes on
-                self._did_not_take(action_id, summary, do, _one_line(e))
+                self._did_not_take(action_id, summary, do, _one_line(e, self.cockpit.db))
                 return
             if not outcome.ok and not outcome.refused:
                 self._did_not_take(action_id, summary, do, outcome.message)
@@ -401,7 +410,7 @@ class CockpitApp(App):
             try:
                 done = await asyncio.to_thread(self.cockpit.done_since, item.action_id, item.t - 1.0)
             except Exception as e:  # noqa: BLE001 - the store still away: keep it, say so
-                self._did_not_take(item.action_id, item.summary, item.do, _one_line(e))
+                self._did_not_take(item.action_id, item.summary, item.do, _one_line(e, self.cockpit.db))
                 return
             if done is not None:
                 self.notify(f"{ACTIONS[item.action_id].title} was done after all (audit entry {done}): "
@@ -443,8 +452,11 @@ class CockpitApp(App):
         ), callback=chosen)
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__
+def _one_line(e: BaseException, db=None) -> str:
+    """What went wrong, in one line; a store's error as the store describes it (a full disk)."""
+    from cockpit.store.db import describe, file_of
+
+    return describe(e, file_of(db) if db is not None else None)
 
 
 def _quiet_gc() -> None:

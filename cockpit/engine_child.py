@@ -69,6 +69,11 @@ def _die_with(parent: int):
         if os.getppid() != parent:  # the TUI died before the line above ran (adopted by init or a subreaper)
             os._exit(0)
         os.nice(NICE)
+        try:  # a new session gets an autogroup of its own (sched_autogroup): the group's weight counts
+            with open("/proc/self/autogroup", "w") as f:
+                f.write(str(NICE))
+        except OSError:  # no autogroups on this kernel: the process's nice is all there is
+            pass
 
     return arm
 

@@ -60,6 +60,11 @@ async def test_the_tui_watches_its_own_engine_process_and_says_so(tmp_path):
         assert _holder_pid() == child.pid
         cmdline = Path(f"/proc/{child.pid}/cmdline").read_bytes().split(b"\0")
         assert b"--db" not in cmdline and db.encode() not in cmdline  # a store URL may hold a password
+        # below the TUI's priority: the process, and its session's autogroup where there are those
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(os.getpriority(os.PRIO_PROCESS, 0) + engine_child.NICE, 19)
+        group = Path(f"/proc/{child.pid}/autogroup")
+        if group.exists():
+            assert group.read_text().split()[-1] == str(engine_child.NICE)
     finally:
         child.stop()
     assert not child.alive() and _holder_pid() is None  # it handed the lease back

@@ -230,6 +230,9 @@ async def test_a_sqlite_store_locked_by_another_process_keeps_the_action_that_di
                                 "the store's file locked")
                 await until(pilot, lambda: app.not_done, timeout=BUSY_TIMEOUT_MS / 1000 + 10)
                 (kept,) = app.not_done  # said in a notice too, which may be gone by now on a loaded machine
+                # the engine could not write meanwhile: the header says so, and why
+                await until(pilot, lambda: "store database is locked" in screen_text(app).splitlines()[0], timeout=3)
+                assert "engine stale" in screen_text(app).splitlines()[0]
                 assert kept.action_id == "sim.pause" and "locked" in kept.why, kept
             finally:
                 locker.wait(timeout=hold_s + 10)
@@ -243,28 +246,72 @@ async def test_a_sqlite_store_locked_by_another_process_keeps_the_action_that_di
         s.close()
 
 
+# Run in a private mount namespace: a small tmpfs over $DISK, checked to be there before anything
+# is written (without it the filler would fill the disk the tests run on), and a bounded filler.
 FULL_DISK = """
 set -u
-mount -t tmpfs -o size=8m tmpfs "$DISK"
+mount -t tmpfs -o size=8m tmpfs "$DISK" || exit 97
+mountpoint -q "$DISK" || exit 98
 cp "$SEED" "$DISK/small.db"
-run() { "$PY" -m cockpit scale-in --service user --count 1 --db "$DISK/small.db" --world "$WORLD" --yes; echo "rc=$?"; }
-run
-dd if=/dev/zero of="$DISK/fill" bs=64k 2>/dev/null
-run
+run() { "$PY" -m cockpit scale-in --service user --count 1 --db "$DISK/small.db" --world "$WORLD" --yes 2>"$OUT/err$1"; echo "rc=$?"; }
+fill() { dd if=/dev/zero of="$DISK/fill" bs=64k count=256 2>/dev/null; }
+run 1
+fill
+run 2
 rm "$DISK/fill"
-run
+run 3
+"$PY" -c "$TUI" "$DISK"
 cp "$DISK"/small.db* "$OUT/"
+"""
+
+# A Cockpit that was running when the disk filled: the action it takes is not done, said as a
+# full disk, kept; with room again, Retry takes it.
+TUI = """
+import asyncio, os, subprocess, sys, time
+from cockpit.app import create_app
+from cockpit.config import Config
+from cockpit.session import open_session
+from cockpit.store.models import ClockRow
+
+disk = sys.argv[1]
+
+async def until(pilot, predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.05)
+
+async def main():
+    cfg = Config(db=f"{disk}/small.db", world=os.environ["WORLD"], tick_s=0.2, autoscale=False)
+    s = open_session(cfg)
+    app = create_app(s.cockpit, cfg, None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.last_snapshot is not None)
+        subprocess.run(["dd", "if=/dev/zero", f"of={disk}/fill", "bs=64k", "count=256"], capture_output=True)
+        await pilot.press("space")  # pause the platform clock
+        await until(pilot, lambda: app.not_done)
+        print("KEPT", app.not_done[0].action_id, app.not_done[0].why, flush=True)
+        os.remove(f"{disk}/fill")
+        await pilot.press("ctrl+p", *"Retry", "enter")
+        await until(pilot, lambda: not app.not_done and ClockRow.get_by_id(1).paused)
+        print("RETRIED paused", flush=True)
+    s.close()
+
+asyncio.run(main())
 """
 
 
 @needs_root  # mounts a small tmpfs in a private mount namespace
-def test_a_full_disk_fails_an_action_in_one_line_and_the_store_takes_it_once_there_is_room(tmp_path):
-    """The store's disk full (a real one: a small tmpfs, in a mount namespace of the test's own):
-    the action fails in one line, exit 2, and leaves nothing half-written; with room again the
-    same action is taken, and the store is whole."""
+def test_a_full_disk_fails_an_action_in_words_and_the_store_takes_it_once_there_is_room(tmp_path):
+    """The store's disk full (a real one: a small tmpfs, in a mount namespace of the test's own).
+    The CLI: the action fails in one line, exit 2, and leaves nothing half-written; with room again
+    the same action is taken. A running Cockpit: the action is kept, said as a full disk, and Retry
+    takes it once there is room. The store is whole after it all."""
     from cockpit import world
     from cockpit.engine.seed import ensure_seeded
 
+    if subprocess.run(["unshare", "--mount", "--propagation", "private", "true"]).returncode != 0:
+        pytest.skip("no private mount namespace here")
     seed, disk, out = tmp_path / "seed.db", tmp_path / "disk", tmp_path / "out"
     disk.mkdir()
     out.mkdir()
@@ -272,17 +319,22 @@ def test_a_full_disk_fails_an_action_in_one_line_and_the_store_takes_it_once_the
     ensure_seeded(db, world.load(SMALL))
     db.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
-    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path), "DISK": str(disk),
-           "SEED": str(seed), "OUT": str(out), "PY": sys.executable, "WORLD": str(SMALL)}
+    env = {**os.environ, "DISK": str(disk), "SEED": str(seed), "OUT": str(out), "PY": sys.executable,
+           "WORLD": str(SMALL), "TUI": TUI}
     r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", FULL_DISK],
-                       capture_output=True, text=True, env=env, timeout=120)
+                       capture_output=True, text=True, env=env, timeout=180)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     codes = [line for line in r.stdout.splitlines() if line.startswith("rc=")]
     assert codes == ["rc=0", "rc=2", "rc=0"], (r.stdout, r.stderr)
-    said = [line for line in r.stderr.splitlines() if line.startswith("cockpit:")]
-    assert len(said) == 1 and said[0].startswith("cockpit: store ") and ": the disk is full (" in said[0], r.stderr
+    said = (out / "err2").read_text().splitlines()
+    assert len(said) == 1 and said[0].startswith("cockpit: store ") and ": the disk is full (" in said[0], said
+    kept = next(line for line in r.stdout.splitlines() if line.startswith("KEPT "))
+    assert kept.startswith("KEPT sim.pause ") and "the disk is full (" in kept, kept
+    assert "RETRIED paused" in r.stdout
     db = open_store(str(out / "small.db"))
     try:
         assert db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert TaskRow.select().where(TaskRow.kind == "scale_in").count() == 2  # the one that failed never landed
+        assert ClockRow.get_by_id(1).paused
     finally:
         db.close()

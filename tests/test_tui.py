@@ -352,6 +352,7 @@ async def test_every_view_is_ready_before_it_is_first_opened(demo_db):
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: table_keys(app))
         assert app.screen.query_one("#totals").styles.padding.left == 1
+        assert any(p.name == "dashboard.tcss" for p in app.css_path)  # read before the first frame
         files = {str(p) for cls in warm_up.import_screens() for p in warm_up.style_files(cls)}
         assert len(files) >= 15
         await until(pilot, lambda: all(app.stylesheet.has_source(f) for f in files))

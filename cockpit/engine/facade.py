@@ -4,6 +4,7 @@ audited and handed to the engine through the store. Methods are safe to call fro
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from cockpit.engine.facade_registry import RegistryFacade
 from cockpit.engine.facade_scale import ScaleFacade
 from cockpit.engine.facade_flows import FlowsFacade
 from cockpit.engine.lease import current_holder
-from cockpit.store.db import db_now
+from cockpit.store.db import db_now, describe, file_of
 from cockpit.store.models import ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from cockpit.core.whatif import Catalog, Preview, WhatIf
     from cockpit.engine.engine import Engine
 
+log = logging.getLogger(__name__)
 TREND_H = 6.0
 
 
@@ -496,8 +498,12 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             message, task = said if isinstance(said, tuple) else (said, None)
             return Outcome(True, message, task)
         except (pw.PeeweeException, ValueError) as e:
-            self._audit(action_id, target, {**details, "error": str(e)}, "failed", platform_t)
-            return Outcome(False, f"{ACTIONS[action_id].title} failed: {e}")
+            said = describe(e, file_of(self.db)) if isinstance(e, pw.PeeweeException) else str(e)
+            try:
+                self._audit(action_id, target, {**details, "error": said}, "failed", platform_t)
+            except pw.PeeweeException as again:  # the store that failed the action (a full disk) fails this too
+                log.warning("%s: its failure could not be audited either: %s", action_id, describe(again))
+            return Outcome(False, f"{ACTIONS[action_id].title} failed: {said}")
 
     @requestable
     def set_speed(self, speed: float) -> Outcome:

@@ -276,6 +276,8 @@ def describe(e: BaseException, path: str | None = None) -> str:
     full disk; the ROLLBACK that follows then fails and hides the real cause: find it. A full disk
     often shows as an I/O error instead (growing the WAL's shared memory file fails first): with
     the store's `path`, its disk's free space tells which."""
+    if isinstance(e, StoreFault) and e.__cause__ is not None:  # described once already: from its cause
+        return describe(e.__cause__, path)
     seen = e
     while seen is not None and any(n in str(seen) for n in _ROLLBACK_NOISE) and seen.__context__ is not None:
         seen = seen.__context__
@@ -319,14 +321,15 @@ def all_or_nothing(db: pw.Database, what: str) -> Iterator[None]:
         with db.atomic():
             yield
     except StoreFault as e:
-        raise StoreError(f"{what}: {describe(e.__cause__ or e, _file_of(db))}; nothing was written") from None
+        raise StoreError(f"{what}: {describe(e.__cause__ or e, file_of(db))}; nothing was written") from None
     except StoreError:
         raise
     except (pw.PeeweeException, sqlite3.Error) as e:
-        raise StoreError(f"{what}: {describe(e, _file_of(db))}; nothing was written") from None
+        raise StoreError(f"{what}: {describe(e, file_of(db))}; nothing was written") from None
 
 
-def _file_of(db: pw.Database) -> str | None:
+def file_of(db: pw.Database) -> str | None:
+    """The SQLite file behind `db` (None for PostgreSQL): where to look for a full disk."""
     real = _real(db)
     return real.database if isinstance(real, pw.SqliteDatabase) else None
 
