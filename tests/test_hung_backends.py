@@ -12,6 +12,7 @@ stopped with SIGSTOP (its socket takes connections, nothing answers), then conti
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,6 +69,9 @@ async def said_while_hung(pilot, header: str, detail: str, what: str, timeout: f
     for k in (":", *"backends", "enter"):
         await pilot.press(k)
     await until(pilot, lambda: detail in flat(app))
+    said = flat(app)  # with ages: how long it has not answered, and how old what it last said is
+    assert re.search(rf"{re.escape(detail)} for \d+ (s|min)", said), said
+    assert re.search(r"what it last said is \d+ (s|min) old|no answer since the engine started", said), said
 
 
 def assert_answered(times: list[tuple[float, str]], what: str) -> None:

@@ -332,10 +332,12 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             states = health.stored()
         else:  # no engine checks them now: what the last one saw is not said as the present
             states = [health.unchecked(b) for b in health.stored()]
-        try:
+        try:  # a registry the engine has not told of yet: as its last ping found it
+            known = {(b.kind, b.name) for b in states}
             for r in RegistryHealthRow.select():
-                states.append(health.BackendState("registry", r.registry, r.ok, r.checked_real if r.ok else None,
-                                                  None, r.error, r.checked_real))
+                if ("registry", r.registry) not in known:
+                    states.append(health.BackendState("registry", r.registry, r.ok, r.checked_real if r.ok else None,
+                                                      None, r.error, r.checked_real))
         except pw.PeeweeException:
             if not states:
                 raise

@@ -69,6 +69,9 @@ class RegistryWatch:
                 answers.append((name, True, None, (time.monotonic() - start) * 1000))
             except RegistryError as e:
                 answers.append((name, False, f"{e.code}: {e.message}", None))
+        if self.backend_health is not None:  # since when it fails, and how old its last answer is
+            for name, ok, error, _ in answers:
+                self.backend_health.seen("registry", name, error if not ok else None)
         now = self.real_clock()
         with self.fence():
             for name, ok, error, ms in answers:

@@ -61,10 +61,13 @@ class Replicator(Background, RegistryWatch, CopyWork):
                  platform_now: Callable[[], float] = time.time, real_clock: Callable[[], float] = time.time,
                  spool_dir: str | Path, sleep: Callable[[float], None] = time.sleep, seed: int = 0,
                  simulated: bool = False, clock: Callable[[], float] = time.monotonic,
-                 max_attempts: int = MAX_ATTEMPTS, backoff_s: float = 2.0, spool_max_bytes: int = SPOOL_MAX_BYTES):
+                 max_attempts: int = MAX_ATTEMPTS, backoff_s: float = 2.0, spool_max_bytes: int = SPOOL_MAX_BYTES,
+                 backend_health=None):
         """`simulated`: the registries are the simulation's, and the world's releases happen in them.
-        `sleep` and `clock` time the bandwidth cap (the platform's, for simulated transfers)."""
+        `sleep` and `clock` time the bandwidth cap (the platform's, for simulated transfers).
+        `backend_health`: the engine's memory of its backends (engine/health.py), told each ping."""
         self.db = db
+        self.backend_health = backend_health
         self.world = world
         self.registries = registries
         self.fence = fence or db.atomic

@@ -35,7 +35,8 @@ class ReplicationJobs:
         self.replicator = Replicator(self.db, self.world, self.registries, fence=self.lease.fenced,
                                      platform_now=self.platform_now, spool_dir=self.spool_dir or data_dir() / "spool",
                                      sleep=self._sim_sleep if simulated else time.sleep, seed=self.world.seed,
-                                     simulated=simulated, clock=self._sim_clock if simulated else time.monotonic)
+                                     simulated=simulated, clock=self._sim_clock if simulated else time.monotonic,
+                                     backend_health=self.backend_health)
         self.replicator.start()
         hook = self.registry_settings.get("webhook")
         if hook:
