@@ -490,11 +490,14 @@ def cmd_tui(args: argparse.Namespace, cfg: Config) -> int:
     check(cfg.backends)
     world, seeded = seed_in_background(cfg) if not args.reset else (None, lambda: None)
     from cockpit.app import create_app
-    from cockpit.keymap import all_bindings, clashes
 
-    known = {b.id for b in all_bindings()}
-    remapped = {k: v for k, v in cfg.keys.items() if k in known}
-    problems = config_mod.check_keys(cfg, known, clashes(remapped) if remapped else [])
+    problems = []
+    if cfg.keys:  # checked against every binding, which imports every view: only when there is something to check
+        from cockpit.keymap import all_bindings, clashes
+
+        known = {b.id for b in all_bindings()}
+        remapped = {k: v for k, v in cfg.keys.items() if k in known}
+        problems = config_mod.check_keys(cfg, known, clashes(remapped) if remapped else [])
     seeded()
     if problems:
         raise ConfigError(problems)

@@ -17,7 +17,7 @@ EXIT_BAD_INPUT = 2
 def add_parser(sub) -> argparse.ArgumentParser:
     from cockpit.cli import _common  # here, not at the top: cli imports this module
 
-    from cockpit.core.autoscale.simulate import POLICIES
+    from cockpit.core.autoscale.rules import POLICIES  # not simulate's module: that one needs numpy
 
     sp = sub.add_parser("simulate", help="replay a day through the autoscaling rules, against an HPA and static "
                                          "peak capacity")

@@ -13,7 +13,6 @@ from cockpit.core.autoscale.decide import window_starts, windows
 from cockpit.core.autoscale.rules import rule_problems, rule_spec
 from cockpit.engine.actions import Outcome
 from cockpit.engine.requests import requestable
-from cockpit.engine.autoscale import counts, load_rules
 from cockpit.store.models import ScaleDecisionRow, ScaleRuleRow, ServiceMetricRow
 
 HISTORY_S = 6 * 3600  # what the charts show
@@ -94,6 +93,8 @@ class ScaleFacade:
     """Mixed into Cockpit."""
 
     def scale_view(self) -> ScaleView:
+        from cockpit.engine.autoscale import counts, load_rules  # numpy: not on the way to the first paint
+
         t = self.clock().t
         rules = load_rules()
         covered: dict[str, list[str]] = {}
@@ -191,6 +192,7 @@ class ScaleFacade:
         left out): what `:scale` charts as its what-if."""
         from cockpit.core.autoscale.simulate import simulate
         from cockpit.core.autoscale.trace import demo_trace
+        from cockpit.engine.autoscale import load_rules
 
         rules = tuple(r for r, paused in load_rules() if not paused)
         w = replace(self.world, autoscaling=rules)

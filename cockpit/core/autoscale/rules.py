@@ -3,6 +3,10 @@ file's check and an edit in the view both ask this, so a rule is judged the same
 
 from __future__ import annotations
 
+# What a day can be replayed under (core/autoscale/simulate.py): here, where naming them costs no
+# numpy (the CLI's parser offers them on every start).
+POLICIES = ("rules", "hpa", "static-peak")
+
 NEEDS = {
     "cpu": ("threshold_pct",),
     "target": ("target_pct",),

@@ -24,10 +24,10 @@ import numpy as np
 from cockpit.core.autoscale.capacity import Capacity
 from cockpit.core.autoscale.decide import Decision, Observation, evaluate
 from cockpit.core.autoscale.memory import Memory
+from cockpit.core.autoscale.rules import POLICIES
 from cockpit.core.autoscale.trace import Trace
 from cockpit.domain import AutoscaleRule, World
 
-POLICIES = ("rules", "hpa", "static-peak")
 SLO_MARGIN_PCT = 10.0
 
 
