@@ -27,6 +27,7 @@ from cockpit.screens.base import ViewScreen
 from cockpit.screens.form import Field, FormScreen
 from cockpit.widgets.describe import HostDescribe
 from cockpit.widgets.live_table import Column, LiveTable
+from cockpit.widgets.view_tabs import ViewTabs
 
 CHECK_S = 2.0  # at most this often, ask the store whether the hosts changed (a read of a few ms)
 # Reading every host again takes a while on a big platform (half a second at 20,000 hosts, more
@@ -344,7 +345,7 @@ class HostsScreen(ViewScreen):
     def body(self) -> ComposeResult:
         world = self.cockpit_app.cockpit.world
         yield Static("reading hosts…", id="summary")
-        with TabbedContent(id="tabs"):
+        with ViewTabs(id="tabs"):
             with TabPane("Hosts", id="tab-hosts"):
                 yield LiveTable(host_columns(world), id="hosts")
             with TabPane("Pools", id="tab-pools"):

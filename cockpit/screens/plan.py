@@ -28,6 +28,7 @@ from cockpit.widgets.filter_bar import matches
 from cockpit.widgets.form_fields import ChoiceInput, FieldInput, FieldRow
 from cockpit.widgets.heatmap import HeatMap, HeatScroll, legend
 from cockpit.widgets.live_table import Column, LiveTable
+from cockpit.widgets.view_tabs import ViewTabs
 
 STRATEGY_NAMES = ["spread", "binpack", "random", "custom"]
 FORM = ("target", "count", "idc", "strategy", "filters", "seed")
@@ -174,7 +175,7 @@ class PlanScreen(ViewScreen):
             yield Label("Seed")
             yield FieldInput("0", id="seed", type="integer", compact=True)
         yield Static(HINT, id="summary")
-        with TabbedContent(id="tabs"):
+        with ViewTabs(id="tabs"):
             with TabPane("Plan", id="tab-plan"):
                 yield LiveTable(
                     [Column("Host", "host", 17), Column("IDC", "idc", 8, drop=2), Column("Pool", "pool", 9, drop=1),

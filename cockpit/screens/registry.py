@@ -45,6 +45,7 @@ from cockpit.widgets.registry_rows import (
     task_detail,
     topology_columns,
 )
+from cockpit.widgets.view_tabs import ViewTabs
 
 MATRIX_S = 5.0  # the matrix is read every tick on its tab, else at most this often (the summary counts it)
 # --- the view ----------------------------------------------------------------------------------
@@ -84,7 +85,7 @@ class RegistryScreen(OneRead, PolledView):
         world = self.cockpit_app.cockpit.world
         columns, self._registries = matrix_columns(world)
         yield Static("reading the registries…", id="summary")
-        with TabbedContent(id="tabs"):
+        with ViewTabs(id="tabs"):
             with TabPane("Topology", id="tab-topology"):
                 yield LiveTable(topology_columns(world), id="topology")
                 yield Static("", id="topology-detail", classes="detail")

@@ -40,6 +40,7 @@ from cockpit.widgets.scale_rows import (
     rule_form,
     rule_spec_from,
 )
+from cockpit.widgets.view_tabs import ViewTabs
 
 
 class ScaleScreen(OneRead, ViewScreen):
@@ -77,7 +78,7 @@ class ScaleScreen(OneRead, ViewScreen):
     def body(self) -> ComposeResult:
         world = self.cockpit_app.cockpit.world
         yield Static("reading the autoscaler…", id="summary")
-        with TabbedContent(id="tabs"):
+        with ViewTabs(id="tabs"):
             with TabPane("Services", id="tab-services"):
                 yield LiveTable(SERVICE_COLUMNS, id="services")
                 yield ScaleChart(id="history")

@@ -40,6 +40,7 @@ from cockpit.widgets.flow_rows import (
     step_text,
 )
 from cockpit.widgets.live_table import LiveTable
+from cockpit.widgets.view_tabs import ViewTabs
 
 
 class TasksScreen(FlowStarter, OneRead, PolledView):
@@ -70,7 +71,7 @@ class TasksScreen(FlowStarter, OneRead, PolledView):
         yield LiveTable(flow_columns(self.cockpit_app.cockpit.world), id="flows")
         yield Static("", id="flow-detail")
         yield Static("", id="flow-reason")
-        with TabbedContent(id="tabs"):
+        with ViewTabs(id="tabs"):
             with TabPane("Steps", id="tab-steps"):
                 yield LiveTable(STEP_COLUMNS, id="steps")
             with TabPane("Hosts & containers", id="tab-items"):
