@@ -199,12 +199,16 @@ class CockpitApp(App):
 
     def poll(self) -> None:
         if self._polling:  # the last read has not come back: the store may not be answering
-            if time.monotonic() - self._poll_started > STORE_SLOW_S and isinstance(self.screen, ViewScreen):
+            if self._store_silent_s() > STORE_SLOW_S and isinstance(self.screen, ViewScreen):
                 self.paint_header(self.screen)
             return
         self._polling = True
         self._poll_started = time.monotonic()
         self.run_worker(self._fetch, thread=True, group="poll", exit_on_error=False)
+
+    def _store_silent_s(self) -> float:
+        """How long the read under way has waited for the store (0 when none is)."""
+        return time.monotonic() - self._poll_started if self._polling else 0.0
 
     def _fetch(self) -> None:
         try:
@@ -256,7 +260,7 @@ class CockpitApp(App):
                                             user=self.cfg.user, role=self.cfg.role, readonly=self.cfg.readonly)
 
     def _engine_text(self, snap: Snapshot) -> tuple[str, str]:
-        waited = time.monotonic() - self._poll_started if self._polling else 0.0
+        waited = self._store_silent_s()
         if waited > STORE_SLOW_S:  # what is shown is as old as the last read that came back
             return f"store not answering {waited:.0f}s · data stale", "bold red"
         if self.poll_error:
@@ -452,11 +456,11 @@ class CockpitApp(App):
         ), callback=chosen)
 
 
-def _one_line(e: BaseException, db=None) -> str:
+def _one_line(e: BaseException, db) -> str:
     """What went wrong, in one line; a store's error as the store describes it (a full disk)."""
-    from cockpit.store.db import describe, file_of
+    from cockpit.store.db import describe_for
 
-    return describe(e, file_of(db) if db is not None else None)
+    return describe_for(e, db)
 
 
 def _quiet_gc() -> None:

@@ -28,6 +28,7 @@ from cockpit.store.models import ClockRow, EcsOrderRow
 from tests.conftest import make_cfg
 from tests.lab import needs_root
 from tests.screen_text import screen_text
+from tests.test_tui import until as tui_until
 
 pytestmark = pytest.mark.integration
 
@@ -39,11 +40,8 @@ WALK = [":", *"hosts", "enter", "j", "j", "k", "s", "s", ":", *"backends", "ente
 
 
 async def until(pilot, predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out; screen:\n{screen_text(pilot.app)}")
-        await pilot.pause(0.05)
+    """The TUI tests' wait, with the longer default a backend coming back needs."""
+    await tui_until(pilot, predicate, timeout)
 
 
 def flat(app) -> str:

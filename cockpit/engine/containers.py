@@ -10,7 +10,7 @@ from cockpit.backends.base import ContainerSpec
 from cockpit.core.addressing import container_name
 from cockpit.domain import Service
 from cockpit.engine.outside import Intent, calls_of, intend
-from cockpit.store.db import bulk_insert, bump_version
+from cockpit.store.db import bulk_insert, bulk_update, bump_version
 from cockpit.store.models import ContainerRow
 
 START, REMOVE = "container.start", "container.remove"
@@ -85,14 +85,15 @@ def settle(task: int) -> Settled:
     its own, made from its id, and those it removes ran before it: no name is in two of the three
     writes below, so their order does not matter.)"""
     out = Settled()
-    started: list[tuple] = []  # (ref, address, ports, name)
+    started: list[tuple] = []  # (state, ref, address, ports, name)
     gone: list[str] = []  # did not start, or removed
     back: list[str] = []  # could not be removed: running again
     for c in calls_of(task):
         if c.kind == START:
             if c.state == "done":
                 r = c.result
-                started.append((r.get("ref"), r.get("address"), [list(p) for p in r.get("ports", [])], c.key))
+                started.append(("running", r.get("ref"), r.get("address"), [list(p) for p in r.get("ports", [])],
+                                c.key))
                 out.started += 1
             else:
                 gone.append(c.key)
@@ -107,27 +108,10 @@ def settle(task: int) -> Settled:
                 if c.state == "failed":
                     out.remove_errors.append(c.error or "failed")
                 out.not_removed.add(c.target)
-    _running(started)
+    bulk_update(ContainerRow, ("state", "ref", "address", "ports"), "name", started)
     for i in range(0, len(gone), CHUNK):
         ContainerRow.delete().where(ContainerRow.name.in_(gone[i : i + CHUNK])).execute()
     for i in range(0, len(back), CHUNK):
         ContainerRow.update(state="running").where(ContainerRow.name.in_(back[i : i + CHUNK])).execute()
     bump_version()
     return out
-
-
-def _running(started: list[tuple]) -> None:
-    """Started containers run, each with its own ref, address and ports: one prepared UPDATE
-    given every row (as the store's bulk_insert does), not a statement built per container."""
-    if not started:
-        return
-    db = ContainerRow._meta.database
-    q0, q1 = db.quote[0], db.quote[1]
-    f = ContainerRow._meta.fields
-    cols = ", ".join(f"{q0}{f[k].column_name}{q1} = {db.param}" for k in ("state", "ref", "address", "ports"))
-    sql = (f"UPDATE {q0}{ContainerRow._meta.table_name}{q1} SET {cols} "
-           f"WHERE {q0}{f['name'].column_name}{q1} = {db.param}")
-    enc = [f[k].db_value for k in ("ref", "address", "ports", "name")]  # as peewee's update would
-    for i in range(0, len(started), CHUNK):
-        db.cursor().executemany(sql, [("running", *(e(v) for e, v in zip(enc, row)))
-                                      for row in started[i : i + CHUNK]])

@@ -48,7 +48,7 @@ from cockpit.engine.webhook import WebhookServer
 from cockpit.engine.state import PlatformState
 from cockpit.engine.tasks import Runner
 from cockpit.engine.health import Health
-from cockpit.store.db import describe, file_of, get_meta, now_sql
+from cockpit.store.db import describe_for, get_meta, now_sql
 from cockpit.store.models import ClockRow, ContainerRow, EventRow, HostRow, MetricRow, PoolMoveRow, TaskRow
 
 log = logging.getLogger(__name__)
@@ -490,7 +490,7 @@ class Engine(AutoscaleJobs, ReplicationJobs, FlowJobs):
     def _failed(self, e: Exception) -> None:
         self.last_error = f"{type(e).__name__}: {e}"
         if isinstance(e, pw.PeeweeException):
-            self.backend_health.failed("store", self.store_name, describe(e, file_of(self.db)))
+            self.backend_health.failed("store", self.store_name, describe_for(e, self.db))
         log.error("engine: %s", self.last_error)
 
     # --- scheduling ---------------------------------------------------------------------

@@ -27,7 +27,7 @@ from cockpit.engine.facade_registry import RegistryFacade
 from cockpit.engine.facade_scale import ScaleFacade
 from cockpit.engine.facade_flows import FlowsFacade
 from cockpit.engine.lease import current_holder
-from cockpit.store.db import db_now, describe, file_of
+from cockpit.store.db import db_now, describe, describe_for
 from cockpit.store.models import ClockRow, EventRow, LiveRow, MetricRow, ServiceRow, TaskRow
 
 if TYPE_CHECKING:
@@ -257,7 +257,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
         ]
         last = self.events(limit=1)
         # with no engine the header says so; what none is checking is for :backends to show
-        down = tuple(b for b in self.backends() if not b.ok) if engine.mode != "none" else ()
+        down = tuple(b for b in self.backends(engine) if not b.ok) if engine.mode != "none" else ()
         return Snapshot(clock, engine, _ordered(rows), self._trends(clock.t), last[0] if last else None, down)
 
     def _trends(self, now: float) -> dict[str, Trend]:
@@ -318,20 +318,21 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
                                 bool(alive), status, sum(per.values()), cpu / MILLI, memu / MIB, disku / MIB, per))
         return out
 
-    def backends(self) -> list[BackendState]:
+    def backends(self, engine_view: EngineView | None = None) -> list[BackendState]:
         """How each backend last answered, worst first: from this process's engine when it is the
         active one (in memory: it still answers with the store away), else as the active engine
-        last wrote it. Registries as the replicator's pings found them."""
+        last wrote it. Registries as the replicator's pings found them. `engine_view`: the engine
+        as just read (a snapshot has read the lease already)."""
         from cockpit.engine import health
         from cockpit.store.models import RegistryHealthRow
 
         engine = self.engine
         if engine is not None and engine.active:
             states = engine.backend_health.states()
-        elif current_holder() is not None:
-            states = health.stored()
-        else:  # no engine checks them now: what the last one saw is not said as the present
-            states = [health.unchecked(b) for b in health.stored()]
+        else:
+            held = engine_view.mode == "viewer" if engine_view is not None else current_holder() is not None
+            # no engine checks them now: what the last one saw is not said as the present
+            states = health.stored() if held else [health.unchecked(b) for b in health.stored()]
         try:  # a registry the engine has not told of yet: as its last ping found it
             known = {(b.kind, b.name) for b in states}
             for r in RegistryHealthRow.select():
@@ -500,7 +501,7 @@ class Cockpit(HostsFacade, RegistryFacade, HeadroomFacade, ScaleFacade, FlowsFac
             message, task = said if isinstance(said, tuple) else (said, None)
             return Outcome(True, message, task)
         except (pw.PeeweeException, ValueError) as e:
-            said = describe(e, file_of(self.db)) if isinstance(e, pw.PeeweeException) else str(e)
+            said = describe_for(e, self.db) if isinstance(e, pw.PeeweeException) else str(e)
             try:
                 self._audit(action_id, target, {**details, "error": said}, "failed", platform_t)
             except pw.PeeweeException as again:  # the store that failed the action (a full disk) fails this too

@@ -320,18 +320,14 @@ def all_or_nothing(db: pw.Database, what: str) -> Iterator[None]:
     try:
         with db.atomic():
             yield
-    except StoreFault as e:
-        raise StoreError(f"{what}: {describe(e.__cause__ or e, file_of(db))}; nothing was written") from None
-    except StoreError:
-        raise
-    except (pw.PeeweeException, sqlite3.Error) as e:
-        raise StoreError(f"{what}: {describe(e, file_of(db))}; nothing was written") from None
+    except (pw.PeeweeException, sqlite3.Error) as e:  # a StoreFault too (described from its cause)
+        raise StoreError(f"{what}: {describe_for(e, db)}; nothing was written") from None
 
 
-def file_of(db: pw.Database) -> str | None:
-    """The SQLite file behind `db` (None for PostgreSQL): where to look for a full disk."""
+def describe_for(e: BaseException, db: pw.Database) -> str:
+    """`describe` for an error met on `db`: its file's disk is asked about when it is SQLite."""
     real = _real(db)
-    return real.database if isinstance(real, pw.SqliteDatabase) else None
+    return describe(e, real.database if isinstance(real, pw.SqliteDatabase) else None)
 
 
 # --- opening, checking, upgrading --------------------------------------------------------------
@@ -543,6 +539,25 @@ def bulk_insert(model: type[pw.Model], rows: list[dict]) -> None:
         db.cursor().executemany(sql, values)
     if "id" in names and is_postgres(db):
         sync_sequence(model)
+
+
+def bulk_update(model: type[pw.Model], fields: tuple[str, ...], key: str, rows: list[tuple]) -> None:
+    """Set `fields` of many rows, each found by its `key`, with one prepared statement: each row
+    is the fields' values then the key's, encoded as the model's fields encode them. For what
+    peewee would build one UPDATE per row for (the same reason as bulk_insert)."""
+    if not rows:
+        return
+    db = model._meta.database
+    q0, q1 = db.quote[0], db.quote[1]
+    f = model._meta.fields
+    sql = "UPDATE {} SET {} WHERE {} = {}".format(
+        f"{q0}{model._meta.table_name}{q1}",
+        ", ".join(f"{q0}{f[n].column_name}{q1} = {db.param}" for n in fields),
+        f"{q0}{f[key].column_name}{q1}", db.param,
+    )
+    encode = [f[n].db_value for n in (*fields, key)]
+    with db.atomic():
+        db.cursor().executemany(sql, [tuple(e(v) for e, v in zip(encode, row)) for row in rows])
 
 
 def sync_sequence(model: type[pw.Model]) -> None:
