@@ -68,7 +68,7 @@ def _preflight(args: argparse.Namespace, cfg: Config) -> None:
     the backends, the keys, the world and the store (seeded here if new, or reset with --reset)."""
     from cockpit import config as config_mod
     from cockpit.backends.factory import check
-    from cockpit.cli import _say_forgotten
+    from cockpit.cli_run import say_forgotten
     from cockpit.config import ConfigError
     from cockpit.keymap import all_bindings, clashes
     from cockpit.session import open_session
@@ -80,7 +80,7 @@ def _preflight(args: argparse.Namespace, cfg: Config) -> None:
     if problems:
         raise ConfigError(problems)
     s = open_session(cfg, reset=bool(getattr(args, "reset", False)))
-    _say_forgotten(s)
+    say_forgotten(s)
     s.close()
 
 
